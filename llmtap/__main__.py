@@ -1,0 +1,3 @@
+from llmtap.gateway.cli import main
+
+raise SystemExit(main())
