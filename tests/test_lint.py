@@ -1,0 +1,29 @@
+"""ruff and mypy run as part of the suite so CI enforces them."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+PACKAGES = ["core", "ext", "gateway", "llmtap"]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(REPO / ".venv" / "bin")) or shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; it is part of the [test] extra")
+    return path
+
+
+def test_ruff_clean() -> None:
+    r = subprocess.run([_tool("ruff"), "check", *PACKAGES, "tests", "bench"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_mypy_clean() -> None:
+    r = subprocess.run([sys.executable, "-m", "mypy", *PACKAGES], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
