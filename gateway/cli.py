@@ -33,7 +33,9 @@ def _split(data: bytes, how: str) -> Iterator[bytes]:
     try:
         step = int(how)
     except ValueError:
-        raise SystemExit(f"llmtap inspect: --split must be whole, N or random[:SEED], got {how!r}")
+        raise SystemExit(
+            f"llmtap inspect: --split must be whole, N or random[:SEED], got {how!r}"
+        ) from None
     if step < 1:
         raise SystemExit("llmtap inspect: --split N needs N >= 1")
     for i in range(0, len(data), step):
@@ -53,7 +55,9 @@ def _parse_headers(values: Sequence[str]) -> dict[str, str]:
 def _load_example(name: str) -> tuple[dict[str, Any], bytes, bytes]:
     root = resources.files("llmtap.gateway").joinpath(EXAMPLES, name)
     if not root.is_dir():
-        known = sorted(p.name for p in resources.files("llmtap.gateway").joinpath(EXAMPLES).iterdir())
+        known = sorted(
+            p.name for p in resources.files("llmtap.gateway").joinpath(EXAMPLES).iterdir()
+        )
         raise SystemExit(f"llmtap inspect: no example {name!r}; known: {', '.join(known)}")
     meta = json.loads(root.joinpath("exchange.json").read_text())
     body = next(p for p in root.iterdir() if p.name.startswith("response.")).read_bytes()
@@ -102,9 +106,14 @@ def _frame_json(frame: Any) -> Any:
         return bytes(b).decode("utf-8", "replace")
 
     if hasattr(frame, "payload"):
-        return {"headers": {k: v if isinstance(v, (str, int, bool)) else repr(v)
-                            for k, v in frame.headers.items()},
-                "payload": text(frame.payload), "error": frame.error}
+        return {
+            "headers": {
+                k: v if isinstance(v, (str, int, bool)) else repr(v)
+                for k, v in frame.headers.items()
+            },
+            "payload": text(frame.payload),
+            "error": frame.error,
+        }
     if hasattr(frame, "data") and hasattr(frame, "event"):
         out: dict[str, Any] = {"data": text(frame.data)}
         for field in ("event", "id", "retry"):
@@ -166,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--request-body", help="file with the request body")
     ins.add_argument("--response-body", help="file with the raw response body")
     ins.add_argument("--split", default="whole", help="whole | N | random[:SEED]")
-    ins.add_argument("--format", choices=["json", "frames"], default="json",
-                     help="json: the span llmtap would emit; frames: raw frames and scanned fields")
+    ins.add_argument(
+        "--format",
+        choices=["json", "frames"],
+        default="json",
+        help="json: the span llmtap would emit; frames: raw frames and scanned fields",
+    )
     ins.add_argument(
         "--paths",
         default="model,id,usage.prompt_tokens,usage.completion_tokens,"
