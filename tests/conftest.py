@@ -56,7 +56,8 @@ class Exchange:
 def all_exchanges() -> list[Exchange]:
     if not FIXTURES.is_dir():
         raise RuntimeError(
-            f"recorded exchanges not found at {FIXTURES}; set LLMTAP_FIXTURES to the fixtures folder"
+            f"recorded exchanges not found at {FIXTURES}; "
+            "set LLMTAP_FIXTURES to the fixtures folder"
         )
     return [Exchange(p.parent) for p in sorted(FIXTURES.glob("*/*/meta.json"))]
 
