@@ -377,17 +377,19 @@ cdef class ProcessingRequest:
             if pos < 0:
                 return 0
             if 2 <= f <= 7:
-                stop = _len(c, pos, end, f, wt, at, &s)
-                if stop < 0:
-                    return 0
-                pos = stop
                 if <int>f != self.kind:
                     # A different oneof case replaces the previous one; the same case
-                    # appearing twice merges into it, as protobuf parsers do.
+                    # appearing twice merges into it, as protobuf parsers do. The kind is
+                    # taken before the payload is checked so a broken one can still be
+                    # answered.
                     self.kind = <int>f
                     self.headers = None
                     self.body = None
                     self.end_of_stream = False
+                stop = _len(c, pos, end, f, wt, at, &s)
+                if stop < 0:
+                    return 0
+                pos = stop
                 if f == 4 or f == 5:
                     self._body(c, s, stop)
                 else:

@@ -223,15 +223,17 @@ def _decode(req: ProcessingRequest, buf: memoryview) -> None:
         at = pos
         field, wt, pos = _key(buf, pos, end)
         if REQUEST_HEADERS <= field <= RESPONSE_TRAILERS:
-            start, stop = _len(buf, pos, end, field, wt, at)
-            pos = stop
             if field != req.kind:
                 # A different oneof case replaces the previous one; the same case
-                # appearing twice merges into it, as protobuf parsers do.
+                # appearing twice merges into it, as protobuf parsers do. The kind is
+                # taken before the payload is checked so a broken one can still be
+                # answered.
                 req.kind = field
                 req.headers = None
                 req.body = None
                 req.end_of_stream = False
+            start, stop = _len(buf, pos, end, field, wt, at)
+            pos = stop
             if field in (REQUEST_BODY, RESPONSE_BODY):
                 if req.body is None:
                     req.body = buf[0:0]
