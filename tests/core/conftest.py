@@ -28,12 +28,12 @@ def twin(request: pytest.FixtureRequest, pure: str, native: str, name: str) -> A
 
 
 @pytest.fixture(params=TWINS)
-def JsonScanner(request: pytest.FixtureRequest) -> Any:  # noqa: N802 - it is a class
+def JsonScanner(request: pytest.FixtureRequest) -> Any:
     return twin(request, "scanner", "_scanner", "JsonScanner")
 
 
 @pytest.fixture(params=TWINS)
-def StreamScanner(request: pytest.FixtureRequest) -> Any:  # noqa: N802 - it is a class
+def StreamScanner(request: pytest.FixtureRequest) -> Any:
     return twin(request, "stream", "_stream", "StreamScanner")
 
 
