@@ -1,0 +1,67 @@
+"""Anthropic legacy Text Completions, ``POST /v1/complete``. Plain JSON, or SSE of
+``event: completion`` objects (CRLF line endings on the wire), each repeating id and
+model; the last one carries ``stop_reason``. The API reports no token usage.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .family import Family, Route, Scan
+from .record import CallRecord
+
+__all__ = ["FAMILY", "CompleteRequest"]
+
+
+class CompleteRequest(msgspec.Struct):
+    model: str | None = None
+    stream: bool | None = None
+    max_tokens_to_sample: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    stop_sequences: list[str] | None = None
+
+
+class AnthropicComplete(Family):
+    name = "anthropic.complete"
+    operation = "text_completion"
+    provider = "anthropic"
+    request = CompleteRequest
+    paths = {
+        "id": "id",
+        "log_id": "log_id",
+        "model": "model",
+        "type": "type",
+        "finish": "stop_reason",
+        "text": "?completion",
+    }
+    outputs = (("text", "text"),)
+
+    def match(self, method: str, path: str, query: str) -> Route | None:
+        return Route(provider="anthropic") if path.endswith("/v1/complete") else None
+
+    def read_request(self, req: CompleteRequest, rec: CallRecord, route: Route) -> None:
+        rec.request_model = req.model
+        rec.stream = req.stream
+        rec.max_tokens = req.max_tokens_to_sample
+        rec.temperature = req.temperature
+        rec.top_p = req.top_p
+        rec.top_k = req.top_k
+        rec.stop_sequences = req.stop_sequences or None
+
+    def fold(self, s: Scan, rec: CallRecord) -> None:
+        rec.response_id = s.text("id", "log_id")
+        rec.response_model = s.text("model")
+
+    def finish_reasons(self, s: Scan) -> list[str | None]:
+        return [s.text("finish")]
+
+    def stream_complete(self, s: Scan) -> bool:
+        return s.get("finish") is not None
+
+    def in_stream_error(self, s: Scan) -> bool:
+        return super().in_stream_error(s) or s.get("type") == "error"
+
+
+FAMILY = AnthropicComplete()

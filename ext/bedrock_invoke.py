@@ -1,0 +1,201 @@
+"""AWS Bedrock InvokeModel and InvokeModelWithResponseStream,
+``POST /model/{modelId}/invoke[-with-response-stream]``.
+
+Bodies are the model vendor's own JSON; streams are an AWS eventstream of ``chunk``
+events whose payload is ``{"bytes": base64(vendor JSON)}``. Paths below cover the
+shapes Bedrock serves: Anthropic Messages, Amazon Nova, Titan Text, Meta Llama,
+Cohere, Mistral and OpenAI-style (AI21, DeepSeek, gpt-oss). Usage comes from, in
+order: the vendor's usage fields, the last chunk's ``amazon-bedrock-invocationMetrics``,
+then the ``x-amzn-bedrock-*-token-count`` headers. Input counts exclude cache.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .anthropic_messages import ANTHROPIC_OUTPUTS, ANTHROPIC_PATHS, fold_anthropic_usage
+from .bedrock_common import PROVIDER, bedrock_error_fields, bedrock_route, fold_header_usage
+from .family import Family, Route, Scan, add, as_int, raw_reasons
+from .record import CallRecord
+
+__all__ = ["FAMILY", "InvokeRequest"]
+
+
+class _NovaInference(msgspec.Struct, rename="camel"):
+    max_tokens: int | None = None
+    max_new_tokens: int | None = msgspec.field(default=None, name="max_new_tokens")
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    stop_sequences: list[str] | None = None
+
+
+class _TitanConfig(msgspec.Struct, rename="camel"):
+    max_token_count: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop_sequences: list[str] | None = None
+
+
+class InvokeRequest(msgspec.Struct):
+    """The union of the vendor request fields llmtap reads."""
+
+    max_tokens: int | None = None  # Anthropic, Cohere, Mistral, AI21
+    max_gen_len: int | None = None  # Llama
+    temperature: float | None = None
+    top_p: float | None = None
+    p: float | None = None  # Cohere
+    top_k: float | None = None
+    k: float | None = None  # Cohere
+    seed: int | None = None
+    stop_sequences: list[str] | None = None
+    stop: str | list[str] | None = None  # Mistral
+    inferenceConfig: _NovaInference | None = None
+    textGenerationConfig: _TitanConfig | None = None
+
+
+_FINISH_SCALARS = ("s_stop", "stop", "nova_stop", "nova_s_stop", "titan_s_stop", "cohere_stop")
+_FINISH_LISTS = ("titan_stop", "cohere_gen_stop", "mistral_stop", "choices_stop", "choices_stop2")
+
+
+class BedrockInvoke(Family):
+    name = "bedrock.invoke"
+    operation = "chat"
+    provider = PROVIDER
+    request = InvokeRequest
+    stream_framing = "eventstream"
+    b64_field = "bytes"
+    paths = {
+        **ANTHROPIC_PATHS,
+        # Amazon Nova
+        "nova_stop": "stopReason",
+        "nova_s_stop": "messageStop.stopReason",
+        "nova_in": "usage.inputTokens",
+        "nova_out": "usage.outputTokens",
+        "nova_read": "usage.cacheReadInputTokenCount",
+        "nova_write": "usage.cacheWriteInputTokenCount",
+        "nova_s_in": "metadata.usage.inputTokens",
+        "nova_s_out": "metadata.usage.outputTokens",
+        "nova_s_read": "metadata.usage.cacheReadInputTokenCount",
+        "nova_s_write": "metadata.usage.cacheWriteInputTokenCount",
+        "nova_text": "?contentBlockDelta.delta.text",
+        "nova_text_ns": "?output.message.content[*].text",
+        "nova_tool": "?contentBlockStart.start.toolUse",
+        "nova_tool_ns": "?output.message.content[*].toolUse",
+        # Titan Text
+        "titan_in": "inputTextTokenCount",
+        "titan_out": "results[*].tokenCount",
+        "titan_s_out": "totalOutputTextTokenCount",
+        "titan_stop": "results[*].completionReason",
+        "titan_s_stop": "completionReason",
+        "titan_text": "?outputText",
+        "titan_text_ns": "?results[*].outputText",
+        # Meta Llama (its stop_reason is Anthropic's "stop" path)
+        "llama_in": "prompt_token_count",
+        "llama_out": "generation_token_count",
+        "llama_text": "?generation",
+        # Cohere, Mistral, OpenAI-style
+        "cohere_stop": "finish_reason",
+        "cohere_gen_stop": "generations[*].finish_reason",
+        "cohere_text": "?text",
+        "cohere_gen_text": "?generations[*].text",
+        "mistral_stop": "outputs[*].stop_reason",
+        "mistral_text": "?outputs[*].text",
+        "choices_stop": "choices[*].finish_reason",
+        "choices_stop2": "choices[*].stop_reason",
+        "choices_text": "?choices[*].message.content",
+        "choices_delta": "?choices[*].delta.content",
+        "choices_ctext": "?choices[*].text",
+        "oai_in": "usage.prompt_tokens",
+        "oai_out": "usage.completion_tokens",
+        # the last chunk of every stream
+        "m_in": "amazon-bedrock-invocationMetrics.inputTokenCount",
+        "m_out": "amazon-bedrock-invocationMetrics.outputTokenCount",
+        "m_read": "amazon-bedrock-invocationMetrics.cacheReadInputTokenCount",
+        "m_write": "amazon-bedrock-invocationMetrics.cacheWriteInputTokenCount",
+    }
+    outputs = (
+        *ANTHROPIC_OUTPUTS,
+        ("nova_text", "text"),
+        ("nova_text_ns", "text"),
+        ("titan_text", "text"),
+        ("titan_text_ns", "text"),
+        ("llama_text", "text"),
+        ("cohere_text", "text"),
+        ("cohere_gen_text", "text"),
+        ("mistral_text", "text"),
+        ("choices_text", "text"),
+        ("choices_delta", "text"),
+        ("choices_ctext", "text"),
+        ("nova_tool", "tool_call"),
+        ("nova_tool_ns", "tool_call"),
+    )
+
+    def match(self, method: str, path: str, query: str) -> Route | None:
+        return bedrock_route(path, ("invoke", "invoke-with-response-stream"))
+
+    def read_request(self, req: InvokeRequest, rec: CallRecord, route: Route) -> None:
+        rec.max_tokens = req.max_tokens if req.max_tokens is not None else req.max_gen_len
+        rec.temperature = req.temperature
+        rec.top_p = req.top_p if req.top_p is not None else req.p
+        rec.top_k = req.top_k if req.top_k is not None else req.k
+        rec.seed = req.seed
+        stop = req.stop_sequences if req.stop_sequences is not None else req.stop
+        rec.stop_sequences = [stop] if isinstance(stop, str) else (stop or None)
+        for cfg in (req.inferenceConfig, req.textGenerationConfig):
+            if cfg is None:
+                continue
+            if isinstance(cfg, _NovaInference):
+                mt = cfg.max_tokens if cfg.max_tokens is not None else cfg.max_new_tokens
+                rec.top_k = cfg.top_k if rec.top_k is None else rec.top_k
+            else:
+                mt = cfg.max_token_count
+            rec.max_tokens = mt if rec.max_tokens is None else rec.max_tokens
+            rec.temperature = cfg.temperature if rec.temperature is None else rec.temperature
+            rec.top_p = cfg.top_p if rec.top_p is None else rec.top_p
+            rec.stop_sequences = rec.stop_sequences or cfg.stop_sequences or None
+
+    def fold(self, s: Scan, rec: CallRecord) -> None:
+        rec.response_id = s.text("s_id", "id")
+        rec.response_model = s.text("s_model", "model")
+        rec.aws_request_id = s.headers.get("x-amzn-requestid")
+        fold_anthropic_usage(s, rec)
+        if rec.input_tokens is None and rec.output_tokens is None:
+            self._fold_other_usage(s, rec)
+        fold_header_usage(s.headers, rec)
+
+    @staticmethod
+    def _fold_other_usage(s: Scan, rec: CallRecord) -> None:
+        out_sum = add(*(as_int(v) for v in s.seq("titan_out")))
+        base = s.num("nova_in", "nova_s_in", "titan_in", "llama_in", "oai_in", "m_in")
+        read = s.num("nova_read", "nova_s_read", "m_read")
+        write = s.num("nova_write", "nova_s_write", "m_write")
+        rec.input_tokens = add(base, read, write) if base is not None else None
+        out = s.num("nova_out", "nova_s_out", "titan_s_out", "llama_out", "oai_out")
+        rec.output_tokens = (
+            out if out is not None else (out_sum if out_sum is not None else s.num("m_out"))
+        )
+        rec.cache_read_tokens = read
+        rec.cache_creation_tokens = write
+
+    def finish_reasons(self, s: Scan) -> list[str | None]:
+        for key in _FINISH_SCALARS:
+            v = s.get(key)
+            if v is not None and v != "":
+                return [str(v)]
+        for key in _FINISH_LISTS:
+            r = raw_reasons(s.get(key))
+            if any(x is not None for x in r):
+                return r
+        return []
+
+    def stream_complete(self, s: Scan) -> bool:
+        return any(s.get(k) is not None for k in ("m_in", "m_out", "nova_s_in")) or any(
+            r is not None for r in self.finish_reasons(s)
+        )
+
+    def error_fields(self, s: Scan) -> tuple[str | None, str | None]:
+        return bedrock_error_fields(s, super().error_fields(s))
+
+
+FAMILY = BedrockInvoke()

@@ -1,0 +1,126 @@
+"""USD cost of a call from the ``genai-prices`` tables, looked up once per model.
+
+Input tokens are split into uncached, cache read and cache write and each part is
+priced at its own rate (falling back to the input rate when the model has no
+separate cache price); output tokens (reasoning included) at the output rate.
+Threshold tiers (e.g. prompts over 200k tokens) follow genai-prices: the tier is
+chosen by the total input. Units other than tokens (searches, audio seconds) are
+not priced. Nothing here may fail a call: any genai-prices error means no cost.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["cost_usd"]
+
+#: gen_ai.provider.name -> genai-prices provider id. Providers not listed (local
+#: Ollama, unknown endpoints) are not priced rather than guessed.
+PRICE_PROVIDERS = {
+    "openai": "openai",
+    "azure.ai.openai": "azure",
+    "anthropic": "anthropic",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "aws.bedrock": "aws",
+    "cohere": "cohere",
+    "mistral_ai": "mistral",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "x_ai": "x-ai",
+    "together_ai": "together",
+    "openrouter": "openrouter",
+    "perplexity": "perplexity",
+    "fireworks": "fireworks",
+}
+
+_MAX_CACHED = 4096
+_MTOK = Decimal(1_000_000)
+# (provider id, model, UTC day) -> (input, cache read, cache write, output) prices per
+# MTok, or None when genai-prices does not know the model. The day is in the key
+# because prices carry start dates.
+_cache: dict[tuple[str, str, int], tuple[Any, Any, Any, Any] | None] = {}
+
+
+def _lookup(provider_id: str, model: str, day: int) -> tuple[Any, Any, Any, Any] | None:
+    key = (provider_id, model, day)
+    try:
+        return _cache[key]
+    except KeyError:
+        pass
+    prices: tuple[Any, Any, Any, Any] | None
+    try:
+        from datetime import UTC, datetime
+
+        from genai_prices import data_snapshot
+
+        _, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+        mp = info.get_prices(datetime.now(tz=UTC))
+        inp = getattr(mp, "input_mtok", None)
+        out = getattr(mp, "output_mtok", None)
+        if inp is None and out is None:
+            prices = None
+        else:
+            read = getattr(mp, "cache_read_mtok", None)
+            write = getattr(mp, "cache_write_mtok", None)
+            prices = (
+                inp,
+                read if read is not None else inp,
+                write if write is not None else inp,
+                out,
+            )
+    except Exception:  # unknown model or a genai-prices failure: never fail the call
+        prices = None
+    if len(_cache) >= _MAX_CACHED:
+        _cache.clear()
+    _cache[key] = prices
+    return prices
+
+
+def _rate(price: Any, total_input: int) -> Decimal:
+    if price is None:
+        return Decimal(0)
+    if isinstance(price, Decimal):
+        return price
+    base = getattr(price, "base", None)
+    if base is None:
+        return Decimal(0)
+    rate = base
+    for tier in getattr(price, "tiers", ()):  # ascending by start
+        if total_input > tier.start:
+            rate = tier.price
+    return Decimal(rate)
+
+
+def cost_usd(
+    provider: str,
+    model: str | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cache_read: int | None = None,
+    cache_write: int | None = None,
+) -> float | None:
+    """USD cost, or None when the provider/model is not priced or no tokens are known."""
+    pid = PRICE_PROVIDERS.get(provider)
+    if pid is None or not model or (input_tokens is None and output_tokens is None):
+        return None
+    prices = _lookup(pid, model, int(time.time() // 86400))
+    if prices is None:
+        return None
+    try:
+        p_in, p_read, p_write, p_out = prices
+        total_in = input_tokens or 0
+        read = cache_read or 0
+        write = cache_write or 0
+        uncached = max(total_in - read - write, 0)
+        cost = (
+            uncached * _rate(p_in, total_in)
+            + read * _rate(p_read, total_in)
+            + write * _rate(p_write, total_in)
+            + (output_tokens or 0) * _rate(p_out, total_in)
+        ) / _MTOK
+        return float(cost)
+    except Exception:  # a price shape we do not understand: no cost rather than a failure
+        return None

@@ -1,0 +1,355 @@
+"""One call in flight: feeds request and response bytes to its family, folds once.
+
+The response body path (:meth:`Exchange.on_response_body`) is hot: it hands each
+chunk to the Decompressor (if any) and the native StreamScanner and makes no Python
+object per event; all folding waits for :meth:`Exchange.finish`. Nothing here raises
+into the gateway: a failure to read a body ends reading and is noted on the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .cost import cost_usd
+from .errors import describe
+from .family import Family, Route, Scan, decode_request
+from .record import CallRecord, EnvoyTokenUsage
+from .request import ExtConfig
+
+__all__ = ["Exchange"]
+
+# Streamed framings: a body in one of these that stops before the family's own end
+# marker was cut short even if every frame in it was whole.
+_STREAMED = frozenset({"sse", "ndjson", "eventstream", "json_array"})
+# Past the request-body cap, only these are still read (streaming, bounded memory).
+_OVERFLOW_PATHS = {"model": "model", "stream": "stream"}
+
+
+class Exchange:
+    """The per-request state the gateway drives; create it with ``recognise()``."""
+
+    __slots__ = (
+        "_body",
+        "_cfg",
+        "_dec",
+        "_envoy",
+        "_eos",
+        "_family",
+        "_framing",
+        "_headers",
+        "_names",
+        "_out",
+        "_overflow",
+        "_rec",
+        "_record",
+        "_req_decoded",
+        "_req_done",
+        "_route",
+        "_scan_error",
+        "_ss",
+        "_started",
+        "_status",
+    )
+
+    def __init__(
+        self,
+        family: Family,
+        route: Route,
+        provider: str,
+        operation: str,
+        config: ExtConfig,
+        server_address: str | None,
+        server_port: int | None,
+    ) -> None:
+        self._family = family
+        self._route = route
+        self._cfg = config
+        self._rec = CallRecord(
+            family=family.name,
+            provider=provider,
+            operation=operation,
+            server_address=server_address or None,
+            server_port=server_port if server_address else None,
+            request_model=route.model,
+            stream=route.stream,
+        )
+        self._body: bytearray | None = None
+        self._overflow: Any = None  # StreamScanner reading a request past the cap
+        self._req_done = family.request is None
+        self._req_decoded = False
+        self._status: int | None = None
+        self._headers: dict[str, str] = {}
+        self._framing: str | None = None
+        self._dec: Any = None
+        self._ss: Any = None
+        self._names: tuple[str, ...] = ()
+        self._out: tuple[int, ...] = ()
+        self._started = False
+        self._eos = False
+        self._envoy: EnvoyTokenUsage | None = None
+        self._scan_error: str | None = None
+        self._record: CallRecord | None = None
+
+    # -- identity ---------------------------------------------------------------
+
+    @property
+    def family(self) -> str:
+        return self._family.name
+
+    @property
+    def provider(self) -> str:
+        return self._rec.provider
+
+    @property
+    def operation(self) -> str:
+        return self._rec.operation
+
+    @property
+    def wants_request_body(self) -> bool:
+        return self._family.request is not None
+
+    # -- request ----------------------------------------------------------------
+
+    def on_request_body(
+        self, chunk: bytes | bytearray | memoryview, end_of_stream: bool = False
+    ) -> None:
+        """Buffer the request body (up to the cap); decode it at the end."""
+        if self._req_done:
+            return
+        try:
+            if self._overflow is not None:
+                self._overflow.feed(chunk)
+            else:
+                buf = self._body
+                if buf is None:
+                    buf = self._body = bytearray()
+                if len(buf) + len(chunk) <= self._cfg.max_request_body:
+                    buf += chunk
+                else:
+                    self._start_overflow(chunk)
+            if end_of_stream:
+                self._finish_request()
+        except Exception as e:  # never let a request body break the data path
+            self._req_done = True
+            self._body = None
+            self._scan_error = self._scan_error or f"request body: {e!r}"
+
+    def _start_overflow(self, chunk: bytes | bytearray | memoryview) -> None:
+        # Too big to buffer: keep reading the few top-level fields as a stream.
+        from llmtap.core import PathSet, StreamScanner
+
+        ss = StreamScanner("json", PathSet(_OVERFLOW_PATHS))
+        if self._body:
+            ss.feed(bytes(self._body))
+        ss.feed(chunk)
+        self._body = None
+        self._overflow = ss
+
+    def _finish_request(self) -> None:
+        self._req_done = True
+        fam, rec = self._family, self._rec
+        if self._overflow is not None:
+            ss, self._overflow = self._overflow, None
+            ss.close()
+            model, stream = ss.values
+            if isinstance(model, str) and model and rec.request_model is None:
+                rec.request_model = model
+            if isinstance(stream, bool) and rec.stream is None:
+                rec.stream = stream
+        else:
+            body, self._body = self._body, None
+            req = decode_request(bytes(body), fam.request) if body and fam.request else None
+            if req is not None:
+                fam.read_request(req, rec, self._route)
+                self._req_decoded = True
+                if rec.request_model is None:
+                    rec.request_model = self._route.model
+                if rec.stream is None:
+                    rec.stream = self._route.stream
+                if rec.stream is None:
+                    rec.stream = fam.default_stream()
+
+    # -- response ---------------------------------------------------------------
+
+    def on_response_headers(self, status: int, headers: Mapping[str, str]) -> None:
+        """Pick the framing (content type + status) and decompression for the body."""
+        if not self._req_done:
+            self._finish_request()
+        self._status = status
+        self._rec.http_status = status
+        self._headers = dict(headers)
+        fam = self._family
+        if not fam.scans:
+            return
+        try:
+            framing = fam.framing(
+                status, headers.get("content-type", ""), self._route, self._rec.stream
+            )
+            encoding = headers.get("content-encoding", "").strip().lower()
+            from llmtap.core import StreamScanner
+
+            if encoding and encoding != "identity":
+                from llmtap.core import Decompressor
+
+                self._dec = Decompressor(encoding)
+            pathset, self._names, self._out = fam.scanner_spec()
+            kwargs: dict[str, Any] = {"folds": dict(fam.folds)}
+            if framing == "eventstream" and fam.b64_field:
+                kwargs["b64_field"] = fam.b64_field
+            self._ss = StreamScanner(framing, pathset, **kwargs)
+            self._framing = framing
+        except Exception as e:  # unsupported encoding or framing: the body goes unread
+            self._dec = self._ss = None
+            self._scan_error = f"cannot read body: {e}"
+
+    def on_response_body(
+        self, chunk: bytes | bytearray | memoryview, end_of_stream: bool = False
+    ) -> bool:
+        """Feed one body chunk; True when the first generated output appeared in it."""
+        ss = self._ss
+        if ss is None:
+            return False
+        try:
+            dec = self._dec
+            if dec is None:
+                ss.feed(chunk)
+            else:
+                ss.feed(dec.feed(chunk))
+            if end_of_stream:
+                self._end_body()
+            if self._started:
+                return False
+            first = ss.first_index
+            for i in self._out:
+                if first[i] >= 0:
+                    self._started = True
+                    return True
+            return False
+        except Exception as e:  # a bug must not break the data path: stop reading
+            self._ss = None
+            self._scan_error = f"body scan failed: {e!r}"
+            return False
+
+    def _end_body(self) -> None:
+        if self._eos:
+            return
+        self._eos = True
+        ss, dec = self._ss, self._dec
+        if dec is not None:
+            tail = dec.close()
+            if tail:
+                ss.feed(tail)
+        ss.close()
+
+    def on_response_trailers(self, headers: Mapping[str, str]) -> None:
+        """Trailers count as response headers (Bedrock counts, request ids)."""
+        self._headers.update(headers)
+
+    def apply_token_usage(self, usage: EnvoyTokenUsage) -> None:
+        """Envoy-assisted mode: Envoy's counts override what the body said."""
+        self._envoy = usage
+
+    # -- the record ---------------------------------------------------------------
+
+    def finish(self, cut_short: str | None = None) -> CallRecord:
+        """Fold everything into the call record (once; later calls return it again).
+
+        ``cut_short`` says why the response ended early (``client_disconnect``,
+        ``stream_reset``, ``timeout``, ...); None when the gateway saw a normal end.
+        """
+        if self._record is not None:
+            return self._record
+        if not self._req_done:
+            self._finish_request()
+        rec = self._rec
+        try:
+            self._fold(rec, cut_short)
+        except Exception as e:  # fold bugs must still yield a record
+            rec.scan_error = f"fold failed: {e!r}"
+        self._record = rec
+        return rec
+
+    def _fold(self, rec: CallRecord, cut_short: str | None) -> None:
+        fam, ss = self._family, self._ss
+        if ss is not None and not self._eos:
+            self._end_body()
+        names = self._names or (fam.scanner_spec()[1] if fam.scans and self._status else ())
+        s = Scan(names, ss, self._route, self._headers)
+        if self._status is not None:
+            fam.fold(s, rec)
+        raw_finish = fam.finish_reasons(s) if ss is not None else []
+        status = self._status
+        error_type: str | None = None
+        message: str | None = None
+        abnormal = False
+        if status is None:
+            error_type = cut_short or "no_response"
+            abnormal = cut_short is not None
+        elif not 200 <= status < 300:
+            etype, message = fam.error_fields(s)
+            error_type = etype or str(status)
+        else:
+            if ss is not None and fam.in_stream_error(s):
+                etype, message = fam.error_fields(s)
+                event = s.error_event if isinstance(s.error_event, str) and s.error_event else None
+                error_type = etype or event or "stream_error"
+                abnormal = True
+            reason = cut_short
+            if reason is None and ss is not None and self._body_incomplete(s):
+                reason = "incomplete"
+            if reason is not None:
+                abnormal = True
+                error_type = error_type or reason
+                message = message or f"response cut short: {reason}"
+                rec.cut_short = reason
+            if ss is not None:
+                rec.first_output_kind = fam.first_output_kind(s)
+        if abnormal:
+            finish = [r or "error" for r in raw_finish] or ["error"]
+        else:
+            finish = [r for r in raw_finish if r is not None]
+        rec.finish_reasons = finish or None
+        rec.error_type = error_type
+        rec.error_message = describe(message)
+        dec_error = getattr(self._dec, "error", None)
+        rec.scan_error = self._scan_error or dec_error or s.error
+        if self._envoy is not None:
+            _apply_envoy(rec, self._envoy)
+        if self._cfg.cost:
+            rec.cost_usd = cost_usd(
+                rec.provider,
+                rec.response_model or rec.request_model,
+                rec.input_tokens,
+                rec.output_tokens,
+                rec.cache_read_tokens,
+                rec.cache_creation_tokens,
+            )
+
+    def _body_incomplete(self, s: Scan) -> bool:
+        """The body stopped mid-frame, or a stream stopped before its end marker."""
+        if s.truncated:
+            return True
+        return self._framing in _STREAMED and not self._family.stream_complete(s)
+
+
+def _apply_envoy(rec: CallRecord, u: EnvoyTokenUsage) -> None:
+    if u.model and rec.response_model is None:
+        rec.response_model = u.model
+    if u.input_tokens is not None:
+        rec.input_tokens = u.input_tokens
+    if u.output_tokens is not None:
+        rec.output_tokens = u.output_tokens
+    if u.cached_input_tokens is not None:
+        rec.cache_read_tokens = u.cached_input_tokens
+    if u.cache_creation_input_tokens is not None:
+        rec.cache_creation_tokens = u.cache_creation_input_tokens
+    if u.reasoning_tokens is not None:
+        rec.reasoning_tokens = u.reasoning_tokens
+    if u.status is not None and rec.http_status is None:
+        # No response headers reached llmtap; Envoy saw how the call ended.
+        rec.http_status = u.status
+        if rec.error_type == "no_response":
+            ok = 200 <= u.status < 300
+            rec.error_type = None if ok else str(u.status)
+            rec.finish_reasons = rec.finish_reasons if ok else None

@@ -1,0 +1,304 @@
+"""The shape every API family module fills in, and the helpers folds share.
+
+A family declares, mostly as data: how its URLs look (:meth:`Family.match`), the
+request fields it reads (a msgspec Struct naming only those fields), the scanner
+paths and folds for its responses, which presence slots mark generated output, and
+the framing of a streamed 2xx response when the content type does not say. Its
+:meth:`Family.fold` turns the scanned values into the call record, once, at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import msgspec
+
+from .record import CallRecord
+
+__all__ = [
+    "ERROR_PATHS",
+    "Family",
+    "Route",
+    "Scan",
+    "add",
+    "as_int",
+    "decode_request",
+    "raw_reasons",
+]
+
+#: Error fields every family scans: OpenAI-style ``error.{code,type,message}``,
+#: Google's ``error.status``, Ollama's ``{"error": "..."}`` and the bare
+#: ``{"message": ...}`` of Bedrock and Cohere.
+ERROR_PATHS: Mapping[str, str] = {
+    "_e_code": "error.code",
+    "_e_type": "error.type",
+    "_e_status": "error.status",
+    "_e_msg": "error.message",
+    "_e_str": "error",
+    "_e_top_msg": "message",
+}
+
+_JSON_TYPES = ("application/json", "text/json")
+_NDJSON_TYPES = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/x-jsonlines",
+    "application/jsonlines",
+    "application/stream+json",
+)
+
+
+@dataclass(slots=True)
+class Route:
+    """What the URL alone says about a call."""
+
+    provider: str | None = None  # provider implied by the path shape, if any
+    model: str | None = None  # model named in the path (Gemini, Vertex, Bedrock, Azure)
+    stream: bool | None = None  # the method itself streams (streamGenerateContent, ...)
+    framing: str | None = None  # framing the URL asks for (Gemini ``alt=sse``)
+    enum_int: bool = False  # Vertex ``enum-encoding=int``: enums come back as numbers
+
+
+class Scan:
+    """Scanned values of one response, read once by :meth:`Family.fold`."""
+
+    __slots__ = (
+        "docs",
+        "done_sentinel",
+        "error",
+        "error_event",
+        "first",
+        "headers",
+        "route",
+        "truncated",
+        "values",
+    )
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        ss: Any,
+        route: Route | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.route = route
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        if ss is None:  # nothing was scanned (no body, or a body llmtap could not read)
+            self.values: dict[str, Any] = dict.fromkeys(names)
+            self.first: dict[str, int] = dict.fromkeys(names, -1)
+            self.docs = 0
+            self.done_sentinel = False
+            self.error: str | None = None
+            self.error_event: Any = None
+            self.truncated = False
+            return
+        self.values = dict(zip(names, ss.values, strict=True))
+        self.first = dict(zip(names, ss.first_index, strict=True))
+        self.docs = ss.docs
+        self.done_sentinel = bool(ss.done_sentinel)
+        self.error = ss.error
+        self.error_event = ss.error_event
+        self.truncated = bool(ss.truncated)
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def num(self, *keys: str) -> int | None:
+        """First of ``keys`` holding a number, as int (Titan sends ``28.0``)."""
+        for k in keys:
+            v = as_int(self.values.get(k))
+            if v is not None:
+                return v
+        return None
+
+    def text(self, *keys: str) -> str | None:
+        """First of ``keys`` holding a non-empty string."""
+        for k in keys:
+            v = self.values.get(k)
+            if isinstance(v, str) and v:
+                return v
+        return None
+
+    def seq(self, key: str) -> list[Any]:
+        v = self.values.get(key)
+        return v if isinstance(v, list) else []
+
+
+def as_int(v: Any) -> int | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None
+
+
+def add(*values: int | None) -> int | None:
+    """Sum of the values present; None when none is."""
+    total, seen = 0, False
+    for v in values:
+        if v is not None:
+            total += v
+            seen = True
+    return total if seen else None
+
+
+def raw_reasons(v: Any) -> list[str | None]:
+    """Finish reasons in choice order; None where a choice has none (yet)."""
+    if v is None or v == "":
+        return []
+    if isinstance(v, list):
+        return [None if x is None or x == "" else str(x) for x in v]
+    return [str(v)]
+
+
+def decode_request(body: bytes, kind: type[msgspec.Struct]) -> msgspec.Struct | None:
+    """Decode the fields ``kind`` names; a field of an unexpected type is dropped alone.
+
+    The fast path decodes straight into the Struct (unknown fields are skipped
+    without building objects). If one field has a surprising type the lenient path
+    converts field by field so the others still count. Not JSON at all: None.
+    """
+    try:
+        return msgspec.json.decode(body, type=kind, strict=False)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError:
+        return None
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    kwargs: dict[str, Any] = {}
+    for f in msgspec.structs.fields(kind):
+        if f.encode_name in raw:
+            try:
+                kwargs[f.name] = msgspec.convert(raw[f.encode_name], f.type, strict=False)
+            except msgspec.ValidationError:
+                continue
+    return kind(**kwargs)
+
+
+class Family:
+    """One API family. Subclasses set the class attributes and override the hooks."""
+
+    #: ``provider.api`` name, e.g. ``openai.chat_completions``; also a valid hint.
+    name: ClassVar[str] = "unknown"
+    #: ``gen_ai.operation.name``.
+    operation: ClassVar[str] = "unknown"
+    #: Provider when neither the hint nor the host named one.
+    provider: ClassVar[str] = "unknown"
+    #: Request fields this family reads (None: it reads none).
+    request: ClassVar[type[msgspec.Struct] | None] = None
+    #: Scanner slots: name -> path (``?path`` for presence slots).
+    paths: ClassVar[Mapping[str, str]] = {}
+    #: StreamScanner folds for slots that need one (default: last non-null wins).
+    folds: ClassVar[Mapping[str, Any]] = {}
+    #: Presence slots that mark generated output, with its kind; earlier wins ties.
+    outputs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: Framing of a streamed 2xx body whose content type does not name one.
+    stream_framing: ClassVar[str] = "sse"
+    #: Eventstream payload field holding base64 JSON (Bedrock InvokeModel streams).
+    b64_field: ClassVar[str | None] = None
+    #: Error fields scanned in every body.
+    error_paths: ClassVar[Mapping[str, str]] = ERROR_PATHS
+    #: False: the response body is not read at all.
+    scans: ClassVar[bool] = True
+
+    _compiled: tuple[Any, tuple[str, ...], tuple[int, ...]] | None = None
+
+    # -- recognition -----------------------------------------------------------
+
+    def match(self, method: str, path: str, query: str) -> Route | None:
+        """A Route when ``path`` has this family's shape, else None."""
+        return None
+
+    # -- request ---------------------------------------------------------------
+
+    def read_request(self, req: Any, rec: CallRecord, route: Route) -> None:
+        """Copy the decoded request fields into ``rec``."""
+
+    def default_stream(self) -> bool | None:
+        """Whether a request that does not say streams (Ollama: yes)."""
+        return None
+
+    # -- response --------------------------------------------------------------
+
+    def framing(self, status: int, content_type: str, route: Route, stream: bool | None) -> str:
+        """The body framing, from the status and content type (never sniffed)."""
+        if not 200 <= status < 300:
+            return "json"  # error bodies are plain JSON whatever the content type says
+        ct = content_type.partition(";")[0].strip().lower()
+        if ct == "text/event-stream":
+            return "sse"
+        if ct in _NDJSON_TYPES:
+            return "ndjson"
+        if ct == "application/vnd.amazon.eventstream":
+            return "eventstream"
+        streamed = route.stream or stream
+        stream_framing = route.framing or self.stream_framing
+        if ct in _JSON_TYPES or ct.endswith("+json"):
+            return "json_array" if streamed and stream_framing == "json_array" else "json"
+        if not ct and streamed:
+            return stream_framing
+        return "json"
+
+    def scanner_spec(self) -> tuple[Any, tuple[str, ...], tuple[int, ...]]:
+        """(PathSet, slot names, output slot indexes), built once per family."""
+        c = self._compiled
+        if c is None:
+            from llmtap.core import PathSet
+
+            spec = {**self.error_paths, **self.paths}
+            names = tuple(spec)
+            out = tuple(names.index(slot) for slot, _ in self.outputs)
+            c = self._compiled = (PathSet(spec), names, out)
+        return c
+
+    def fold(self, s: Scan, rec: CallRecord) -> None:
+        """Fold the scanned values into ``rec`` (response model, id, usage, finish)."""
+
+    def finish_reasons(self, s: Scan) -> list[str | None]:
+        """Finish reason per choice/candidate in index order (None: not finished)."""
+        return raw_reasons(s.get("finish"))
+
+    def stream_complete(self, s: Scan) -> bool:
+        """Whether a streamed body reached its normal end (sentinel, final event)."""
+        return True
+
+    def first_output_kind(self, s: Scan) -> str | None:
+        """Kind of the earliest output slot seen (ties: declaration order)."""
+        best, kind = -1, None
+        for slot, k in self.outputs:
+            i = s.first.get(slot, -1)
+            if i >= 0 and (best < 0 or i < best):
+                best, kind = i, k
+        return kind
+
+    def first_output_doc(self, s: Scan) -> int | None:
+        """Index of the first document that carried output, or None."""
+        idx = [s.first.get(slot, -1) for slot, _ in self.outputs]
+        idx = [i for i in idx if i >= 0]
+        return min(idx) if idx else None
+
+    # -- errors ----------------------------------------------------------------
+
+    def error_fields(self, s: Scan) -> tuple[str | None, str | None]:
+        """(error type, message) a body carries, by the rule in ext/errors.py."""
+        from .errors import pick_error_type
+
+        etype = pick_error_type(s.get("_e_code"), s.get("_e_type"), s.get("_e_status"))
+        return etype, s.text("_e_msg", "_e_str", "_e_top_msg")
+
+    def in_stream_error(self, s: Scan) -> bool:
+        """A 2xx body that nonetheless reports an error (SSE ``event: error`` etc.)."""
+        if s.error_event:
+            return True
+        v = s.values
+        return any(v.get(k) is not None for k in ("_e_code", "_e_type", "_e_msg", "_e_str"))

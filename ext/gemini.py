@@ -1,0 +1,178 @@
+"""Google Gemini ``generateContent`` / ``streamGenerateContent``, on the Gemini API
+(``generativelanguage.googleapis.com/v1beta/models/{m}:...``) and on Vertex AI
+(``.../projects/{p}/locations/{l}/publishers/google/models/{m}:...``).
+
+Streams are SSE with ``alt=sse`` (CRLF separators, no ``[DONE]``), otherwise one JSON
+array. Every chunk repeats a cumulative ``usageMetadata``; the last one counts.
+Errors are a plain JSON body even when the content type says event-stream.
+Vertex with ``$alt=json;enum-encoding=int`` sends enums as numbers: finish reasons
+are mapped back to their names (unknown numbers stay as digits).
+
+Usage: ``promptTokenCount`` already includes ``cachedContentTokenCount``;
+input = prompt + ``toolUsePromptTokenCount``, output = candidates +
+``thoughtsTokenCount`` (reasoning), so input + output = ``totalTokenCount``.
+Request fields are read from the camelCase ``generationConfig`` the SDKs send.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import msgspec
+
+from .family import Family, Route, Scan, add
+from .record import CallRecord
+
+__all__ = ["FAMILY", "GenerateContentRequest"]
+
+_VERBS = ("generateContent", "streamGenerateContent")
+# google.cloud.aiplatform.v1 Candidate.FinishReason (Vertex numbering).
+_VERTEX_FINISH = (
+    "FINISH_REASON_UNSPECIFIED",
+    "STOP",
+    "MAX_TOKENS",
+    "SAFETY",
+    "RECITATION",
+    "OTHER",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "SPII",
+    "MALFORMED_FUNCTION_CALL",
+)
+# The Gemini API numbers agree with Vertex only up to RECITATION.
+_GEMINI_FINISH = _VERTEX_FINISH[:5]
+
+
+class GenerationConfig(msgspec.Struct, rename="camel"):
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    seed: int | None = None
+    candidate_count: int | None = None
+    stop_sequences: list[str] | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    response_mime_type: str | None = None
+    response_schema: msgspec.Raw | None = None
+    response_json_schema: msgspec.Raw | None = None
+    response_modalities: list[str] | None = None
+
+
+class GenerateContentRequest(msgspec.Struct, rename="camel"):
+    generation_config: GenerationConfig | None = None
+
+
+def _output_type(g: GenerationConfig) -> str | None:
+    mods = [m.upper() for m in g.response_modalities or ()]
+    if "IMAGE" in mods:
+        return "image"
+    if "AUDIO" in mods:
+        return "speech"
+    mime = (g.response_mime_type or "").lower()
+    if (
+        mime == "application/json"
+        or g.response_schema is not None
+        or g.response_json_schema is not None
+    ):
+        return "json"
+    if mime.startswith("text/"):
+        return "text"
+    return None
+
+
+class Gemini(Family):
+    name = "gemini.generate_content"
+    operation = "generate_content"
+    provider = "gcp.gemini"
+    request = GenerateContentRequest
+    stream_framing = "json_array"
+    paths = {
+        "model": "modelVersion",
+        "id": "responseId",
+        "in": "usageMetadata.promptTokenCount",
+        "out": "usageMetadata.candidatesTokenCount",
+        "cached": "usageMetadata.cachedContentTokenCount",
+        "thoughts": "usageMetadata.thoughtsTokenCount",
+        "tool_in": "usageMetadata.toolUsePromptTokenCount",
+        "idx": "candidates[*].index",
+        "finish": "candidates[*].finishReason",
+        "blocked": "promptFeedback.blockReason",
+        "text": "?candidates[*].content.parts[*].text",
+        "thought": "?candidates[*].content.parts[*].thought",
+        "call": "?candidates[*].content.parts[*].functionCall",
+        "code": "?candidates[*].content.parts[*].executableCode",
+        "inline": "?candidates[*].content.parts[*].inlineData",
+    }
+    folds = {"finish": ("keyed", "idx")}
+    # Thought parts carry text too: in the same chunk, "thought" wins the tie.
+    outputs = (
+        ("thought", "reasoning"),
+        ("text", "text"),
+        ("inline", "text"),
+        ("call", "tool_call"),
+        ("code", "tool_call"),
+    )
+
+    def match(self, method: str, path: str, query: str) -> Route | None:
+        head, sep, verb = path.rpartition(":")
+        if not sep or verb not in _VERBS:
+            return None
+        q = unquote(query)
+        vertex = "/projects/" in head or "/publishers/" in head
+        _, found, model = head.rpartition("/models/")
+        return Route(
+            provider="gcp.vertex_ai" if vertex else "gcp.gemini",
+            model=unquote(model) if found and model else None,
+            stream=verb == "streamGenerateContent",
+            framing="sse" if "alt=sse" in q.replace(";", "&").split("&") else None,
+            enum_int="enum-encoding=int" in q,
+        )
+
+    def read_request(self, req: GenerateContentRequest, rec: CallRecord, route: Route) -> None:
+        g = req.generation_config
+        if g is None:
+            return
+        rec.max_tokens = g.max_output_tokens
+        rec.temperature = g.temperature
+        rec.top_p = g.top_p
+        rec.top_k = g.top_k
+        rec.seed = g.seed
+        rec.choice_count = g.candidate_count
+        rec.stop_sequences = g.stop_sequences or None
+        rec.frequency_penalty = g.frequency_penalty
+        rec.presence_penalty = g.presence_penalty
+        rec.output_type = _output_type(g)
+
+    def fold(self, s: Scan, rec: CallRecord) -> None:
+        rec.response_model = s.text("model")
+        rec.response_id = s.text("id")
+        prompt = s.num("in")
+        rec.input_tokens = add(prompt, s.num("tool_in")) if prompt is not None else None
+        thoughts = s.num("thoughts")
+        rec.output_tokens = add(s.num("out"), thoughts)
+        rec.cache_read_tokens = s.num("cached")
+        rec.reasoning_tokens = thoughts
+
+    def finish_reasons(self, s: Scan) -> list[str | None]:
+        raw = s.get("finish")
+        if not isinstance(raw, list) or not raw:
+            blocked = s.get("blocked")
+            return [_enum_name(blocked, ())] if blocked is not None else []
+        vertex = s.route is not None and s.route.provider == "gcp.vertex_ai"
+        table = _VERTEX_FINISH if vertex else _GEMINI_FINISH
+        return [_enum_name(v, table) for v in raw]
+
+    def stream_complete(self, s: Scan) -> bool:
+        return any(r is not None for r in self.finish_reasons(s))
+
+
+def _enum_name(v: object, table: tuple[str, ...]) -> str | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(table):
+        return table[v]
+    return str(v)
+
+
+FAMILY = Gemini()
