@@ -53,7 +53,8 @@ _SECRET_TEXT = re.compile(
     r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"
     r"|\b(?:sk|rk|pk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{12,}"
     r"|\bAIza[0-9A-Za-z_-]{30,}"
-    r"|((?:authorization|api[-_]?key|x-api-key|cookie|x-goog-api-key)[\"']?\s*[:=]\s*[\"']?)"
+    r"|((?:authorization|api[-_]?key|x-api-key|cookie|x-goog-api-key)[\"']?\s*[:=]\s*[\"']?"
+    r"(?:(?:bearer|basic)\s+)?)"
     r"[^\s\"',;&]+"
 )
 
