@@ -158,7 +158,12 @@ def _groups(words: list[str], rng: random.Random, lo: int, hi: int) -> list[str]
 
 
 def openai_chat(call: _Call, flavor: str = "openai") -> Reply:
-    """Chat Completions; ``flavor`` is openai, mistral or groq (where usage goes)."""
+    """Chat Completions; ``flavor`` is openai, mistral or groq (where usage goes).
+
+    Key order and the per-chunk extras follow each service's recorded streams: OpenAI's
+    ``service_tier``/``obfuscation``, Mistral's ``"p"`` padding (not on the role chunk),
+    Groq's ``x_groq`` on the first and the finish chunk.
+    """
     b = call.body
     requested = str(b.get("model") or "gpt-4o-mini")
     model = _MODEL_VERSIONS.get(requested, requested)
@@ -167,11 +172,22 @@ def openai_chat(call: _Call, flavor: str = "openai") -> Reply:
         "mistral": uuid.UUID(int=call.rng.getrandbits(128)).hex,
         "groq": "chatcmpl-" + str(uuid.UUID(int=call.rng.getrandbits(128))),
     }[flavor]
+    fingerprint = "fp_" + call.token(10, "0123456789abcdef")
     usage: dict[str, Any] = {
         "prompt_tokens": call.input_tokens,
         "completion_tokens": call.output_tokens,
         "total_tokens": call.input_tokens + call.output_tokens,
     }
+    if flavor == "groq":
+        usage = {
+            "queue_time": 0.0167,
+            "prompt_tokens": call.input_tokens,
+            "prompt_time": 0.0018,
+            "completion_tokens": call.output_tokens,
+            "completion_time": round(call.output_tokens / 1200, 6),
+            "total_tokens": call.input_tokens + call.output_tokens,
+            "total_time": round(0.0018 + call.output_tokens / 1200, 6),
+        }
     if flavor == "openai":
         usage["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
         usage["completion_tokens_details"] = {
@@ -184,73 +200,80 @@ def openai_chat(call: _Call, flavor: str = "openai") -> Reply:
     if flavor == "openai":
         headers.append(("openai-processing-ms", str(call.rng.randint(150, 900))))
     if not b.get("stream"):
+        message = {"role": "assistant", "content": call.text}
+        choice: dict[str, Any] = {"index": 0, "message": message}
+        if flavor == "openai":
+            message |= {"refusal": None, "annotations": []}
+        elif flavor == "groq":
+            choice["logprobs"] = None
+        choice["finish_reason"] = "stop"
         doc: dict[str, Any] = {
             "id": cid,
             "object": "chat.completion",
             "created": call.created,
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": call.text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
+            "choices": [choice],
             "usage": usage,
         }
         if flavor == "openai":
-            doc["service_tier"] = "default"
-            doc["system_fingerprint"] = "fp_" + call.token(10, "0123456789abcdef")
+            doc |= {"service_tier": "default", "system_fingerprint": None}
+        elif flavor == "groq":
+            doc["system_fingerprint"] = fingerprint
+            doc["x_groq"] = {"id": "req_" + call.token(26).lower()}
         # OpenAI pretty-prints non-streamed JSON on the wire; the others do not.
         body = _json(doc, pretty=flavor == "openai")
         return Reply(200, "application/json", [body], False, headers)
 
     include_usage = bool((b.get("stream_options") or {}).get("include_usage"))
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+    def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> bytes:
         c: dict[str, Any] = {
             "id": cid,
             "object": "chat.completion.chunk",
             "created": call.created,
             "model": model,
         }
-        choice: dict[str, Any] = {"index": 0, "delta": delta}
-        if flavor != "mistral":
-            choice["logprobs"] = None
-        choice["finish_reason"] = finish
-        c["choices"] = [choice]
         if flavor == "openai":
-            c["service_tier"] = "default"
-            c["system_fingerprint"] = None
-            if include_usage:
-                c["usage"] = None
-            c["obfuscation"] = call.token(call.rng.randint(1, 15))
+            c |= {"service_tier": "default", "system_fingerprint": None}
+        elif flavor == "groq":
+            c["system_fingerprint"] = fingerprint
+        choices = []
+        if delta is not None:
+            choice: dict[str, Any] = {"index": 0, "delta": delta}
+            if flavor == "groq":
+                choice["logprobs"] = None
+            choice["finish_reason"] = finish
+            choices.append(choice)
+        c["choices"] = choices
+        if flavor == "openai" and include_usage:
+            c["usage"] = None
         c.update(extra)
-        if flavor == "mistral":
-            c["p"] = call.padding()
+        if flavor == "openai":
+            c["obfuscation"] = call.token(call.rng.randint(1, 15))
         return _sse(_json(c))
 
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": w}) for w in call.words]
+    role: dict[str, Any] = {"role": "assistant", "content": ""}
+    if flavor == "openai":
+        role["refusal"] = None
+    if flavor == "groq":
+        events = [chunk(role, x_groq={"id": "req_" + call.token(26).lower()})]
+    else:
+        events = [chunk(role)]
+    for w in call.words:
+        pad = {"p": call.padding()} if flavor == "mistral" else {}
+        events.append(chunk({"content": w}, **pad))
     if flavor == "mistral":
-        events.append(chunk({"content": ""}, "stop", usage=usage))
+        events.append(chunk({"content": ""}, "stop", usage=usage, p=call.padding()))
     elif flavor == "groq":
-        x_groq = {
-            "id": "req_" + call.token(26).lower(),
-            "usage": {"queue_time": 0.02, **usage, "total_time": 0.06},
-        }
+        x_groq = {"id": "req_" + call.token(26).lower(), "usage": usage}
         events.append(chunk({}, "stop", x_groq=x_groq))
     else:
         events.append(chunk({}, "stop"))
         if include_usage:
-            last = json.loads(chunk({})[len(b"data: ") :])
-            last["choices"] = []
-            last["usage"] = usage
-            last["obfuscation"] = call.token(call.rng.randint(1, 15))
-            events.append(_sse(_json(last)))
+            events.append(chunk(None, usage=usage))
     events.append(b"data: [DONE]\n\n")
-    return Reply(200, "text/event-stream; charset=utf-8", events, True, headers)
+    content_type = "text/event-stream" if flavor == "groq" else "text/event-stream; charset=utf-8"
+    return Reply(200, content_type, events, True, headers)
 
 
 def openai_responses(call: _Call) -> Reply:
@@ -361,6 +384,7 @@ def anthropic_messages(call: _Call) -> Reply:
         "input_tokens": call.input_tokens,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
         "output_tokens": call.output_tokens,
         "service_tier": "standard",
     }
@@ -424,7 +448,11 @@ def anthropic_messages(call: _Call) -> Reply:
 
 
 def gemini_generate(call: _Call, model: str, stream: bool, sse: bool) -> Reply:
+    """generateContent / streamGenerateContent. 2.5+ models think: their usage carries
+    ``thoughtsTokenCount`` (counted in the total) instead of per-modality details."""
     rid = call.token(23)
+    thinking = model.startswith(("gemini-2.5", "gemini-3"))
+    thoughts = call.rng.randint(40, 400) if thinking else 0
     groups = _groups(call.words, call.rng, 3, 8) if stream else [call.text]
     docs = []
     sent = 0
@@ -436,11 +464,16 @@ def gemini_generate(call: _Call, model: str, stream: bool, sse: bool) -> Reply:
         if last:
             candidate["finishReason"] = "STOP"
             usage["candidatesTokenCount"] = sent
-            usage["totalTokenCount"] = call.input_tokens + sent
+            usage["totalTokenCount"] = call.input_tokens + sent + thoughts
         else:
             # Early chunks carry the prompt count only, as the real stream does.
-            usage["totalTokenCount"] = call.input_tokens
+            usage["totalTokenCount"] = call.input_tokens + (thoughts if i else 0)
         usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": call.input_tokens}]
+        if last and not thinking:
+            usage["candidatesTokensDetails"] = [{"modality": "TEXT", "tokenCount": sent}]
+        if thinking and (i or last):
+            usage["thoughtsTokenCount"] = thoughts
+        usage["serviceTier"] = "standard"
         candidate["index"] = 0
         docs.append(
             {
