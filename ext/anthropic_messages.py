@@ -20,7 +20,14 @@ import msgspec
 from .family import Family, Route, Scan, add
 from .record import CallRecord
 
-__all__ = ["FAMILY", "MessagesRequest", "fold_anthropic_usage"]
+__all__ = [
+    "ANTHROPIC_MARKERS",
+    "ANTHROPIC_OUTPUTS",
+    "ANTHROPIC_PATHS",
+    "FAMILY",
+    "MessagesRequest",
+    "fold_anthropic_usage",
+]
 
 
 class _OutputFormat(msgspec.Struct):
@@ -58,24 +65,26 @@ ANTHROPIC_PATHS = {
     "s_cache_write": "message.usage.cache_creation_input_tokens",
     "s_stop": "delta.stop_reason",
     # output: content blocks (plain) or their deltas (streamed)
+    "delta": "?delta.type",
     "text": "?delta.text",
     "think": "?delta.thinking",
     "tool": "?content_block.name",
-    "tool_args": "?delta.partial_json",
     "text_ns": "?content[*].text",
     "think_ns": "?content[*].thinking",
     "tool_ns": "?content[*].name",
 }
 
+# Any content_block_delta is output (even an empty first tool-input delta); a tool
+# call's kind is announced by its content_block_start, which is not output itself.
 ANTHROPIC_OUTPUTS = (
     ("think", "reasoning"),
     ("think_ns", "reasoning"),
     ("text", "text"),
     ("text_ns", "text"),
     ("tool", "tool_call"),
-    ("tool_args", "tool_call"),
     ("tool_ns", "tool_call"),
 )
+ANTHROPIC_MARKERS = ("delta", "think_ns", "text_ns", "tool_ns")
 
 
 def fold_anthropic_usage(s: Scan, rec: CallRecord) -> None:
@@ -98,6 +107,7 @@ class AnthropicMessages(Family):
     request = MessagesRequest
     paths = ANTHROPIC_PATHS
     outputs = ANTHROPIC_OUTPUTS
+    markers = ANTHROPIC_MARKERS
 
     def match(self, method: str, path: str, query: str) -> Route | None:
         if path.endswith("/v1/messages"):

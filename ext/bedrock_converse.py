@@ -89,7 +89,6 @@ class BedrockConverse(Family):
         rec.output_tokens = s.num("out")
         rec.cache_read_tokens = read
         rec.cache_creation_tokens = write
-        rec.aws_request_id = s.headers.get("x-amzn-requestid")
 
     def stream_complete(self, s: Scan) -> bool:
         return s.get("finish") is not None

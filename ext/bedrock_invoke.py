@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import msgspec
 
-from .anthropic_messages import ANTHROPIC_OUTPUTS, ANTHROPIC_PATHS, fold_anthropic_usage
+from .anthropic_messages import (
+    ANTHROPIC_MARKERS,
+    ANTHROPIC_OUTPUTS,
+    ANTHROPIC_PATHS,
+    fold_anthropic_usage,
+)
 from .bedrock_common import PROVIDER, bedrock_error_fields, bedrock_route, fold_header_usage
 from .family import Family, Route, Scan, add, as_int, raw_reasons
 from .record import CallRecord
@@ -56,6 +61,23 @@ class InvokeRequest(msgspec.Struct):
 
 _FINISH_SCALARS = ("s_stop", "stop", "nova_stop", "nova_s_stop", "titan_s_stop", "cohere_stop")
 _FINISH_LISTS = ("titan_stop", "cohere_gen_stop", "mistral_stop", "choices_stop", "choices_stop2")
+
+
+_OTHER_OUTPUTS = (
+    ("nova_text", "text"),
+    ("nova_text_ns", "text"),
+    ("titan_text", "text"),
+    ("titan_text_ns", "text"),
+    ("llama_text", "text"),
+    ("cohere_text", "text"),
+    ("cohere_gen_text", "text"),
+    ("mistral_text", "text"),
+    ("choices_text", "text"),
+    ("choices_delta", "text"),
+    ("choices_ctext", "text"),
+    ("nova_tool", "tool_call"),
+    ("nova_tool_ns", "tool_call"),
+)
 
 
 class BedrockInvoke(Family):
@@ -116,20 +138,9 @@ class BedrockInvoke(Family):
     }
     outputs = (
         *ANTHROPIC_OUTPUTS,
-        ("nova_text", "text"),
-        ("nova_text_ns", "text"),
-        ("titan_text", "text"),
-        ("titan_text_ns", "text"),
-        ("llama_text", "text"),
-        ("cohere_text", "text"),
-        ("cohere_gen_text", "text"),
-        ("mistral_text", "text"),
-        ("choices_text", "text"),
-        ("choices_delta", "text"),
-        ("choices_ctext", "text"),
-        ("nova_tool", "tool_call"),
-        ("nova_tool_ns", "tool_call"),
+        *_OTHER_OUTPUTS,
     )
+    markers = (*ANTHROPIC_MARKERS, *(slot for slot, _ in _OTHER_OUTPUTS))
 
     def match(self, method: str, path: str, query: str) -> Route | None:
         return bedrock_route(path, ("invoke", "invoke-with-response-stream"))
@@ -158,7 +169,6 @@ class BedrockInvoke(Family):
     def fold(self, s: Scan, rec: CallRecord) -> None:
         rec.response_id = s.text("s_id", "id")
         rec.response_model = s.text("s_model", "model")
-        rec.aws_request_id = s.headers.get("x-amzn-requestid")
         fold_anthropic_usage(s, rec)
         if rec.input_tokens is None and rec.output_tokens is None:
             self._fold_other_usage(s, rec)

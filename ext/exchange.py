@@ -276,10 +276,13 @@ class Exchange:
             self._end_body()
         names = self._names or (fam.scanner_spec()[1] if fam.scans and self._status else ())
         s = Scan(names, ss, self._route, self._headers)
-        if self._status is not None:
-            fam.fold(s, rec)
-        raw_finish = fam.finish_reasons(s) if ss is not None else []
         status = self._status
+        ok = status is not None and 200 <= status < 300
+        if ok:
+            fam.fold(s, rec)  # an error body's "id" is not a response id
+        if rec.provider == "aws.bedrock":
+            rec.aws_request_id = self._headers.get("x-amzn-requestid")
+        raw_finish = fam.finish_reasons(s) if ss is not None and ok else []
         error_type: str | None = None
         message: str | None = None
         abnormal = False
@@ -305,6 +308,7 @@ class Exchange:
                 rec.cut_short = reason
             if ss is not None:
                 rec.first_output_kind = fam.first_output_kind(s)
+                rec.first_output_event = fam.first_output_doc(s)
         if abnormal:
             finish = [r or "error" for r in raw_finish] or ["error"]
         else:

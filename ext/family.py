@@ -200,8 +200,13 @@ class Family:
     paths: ClassVar[Mapping[str, str]] = {}
     #: StreamScanner folds for slots that need one (default: last non-null wins).
     folds: ClassVar[Mapping[str, Any]] = {}
-    #: Presence slots that mark generated output, with its kind; earlier wins ties.
+    #: Presence slots that tell the kind of output (``text``, ``tool_call``,
+    #: ``reasoning``); the latest one seen at or before the first output wins,
+    #: declaration order breaks ties.
     outputs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: Presence slots whose first document is the first output (default: the
+    #: ``outputs`` slots). Differs when the kind is announced before the output.
+    markers: ClassVar[tuple[str, ...] | None] = None
     #: Framing of a streamed 2xx body whose content type does not name one.
     stream_framing: ClassVar[str] = "sse"
     #: Eventstream payload field holding base64 JSON (Bedrock InvokeModel streams).
@@ -257,7 +262,7 @@ class Family:
 
             spec = {**self.error_paths, **self.paths}
             names = tuple(spec)
-            out = tuple(names.index(slot) for slot, _ in self.outputs)
+            out = tuple(names.index(slot) for slot in self.marker_slots())
             c = self._compiled = (PathSet(spec), names, out)
         return c
 
@@ -273,19 +278,26 @@ class Family:
         return True
 
     def first_output_kind(self, s: Scan) -> str | None:
-        """Kind of the earliest output slot seen (ties: declaration order)."""
-        best, kind = -1, None
+        """Kind of the first output: the latest kind evidence at or before it."""
+        d = self.first_output_doc(s)
+        if d is None:
+            return None
+        best, kind = -1, "text"
         for slot, k in self.outputs:
             i = s.first.get(slot, -1)
-            if i >= 0 and (best < 0 or i < best):
+            if best < i <= d:
                 best, kind = i, k
         return kind
 
     def first_output_doc(self, s: Scan) -> int | None:
         """Index of the first document that carried output, or None."""
-        idx = [s.first.get(slot, -1) for slot, _ in self.outputs]
-        idx = [i for i in idx if i >= 0]
+        idx = [i for i in (s.first.get(m, -1) for m in self.marker_slots()) if i >= 0]
         return min(idx) if idx else None
+
+    def marker_slots(self) -> tuple[str, ...]:
+        if self.markers is not None:
+            return self.markers
+        return tuple(slot for slot, _ in self.outputs)
 
     # -- errors ----------------------------------------------------------------
 

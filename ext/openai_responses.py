@@ -76,12 +76,17 @@ class OpenAIResponses(Family):
         "ann_reasoning": "?summary_index",
         "ann_text": "?content_index",
     }
+    # The kind of a delta is announced by the event just before it: a content part
+    # (text), a reasoning summary part, or an output item with a name (a tool call).
     outputs = (
         ("reasoning_ns", "reasoning"),
         ("text_ns", "text"),
         ("tool_ns", "tool_call"),
-        ("delta", "text"),
+        ("ann_text", "text"),
+        ("ann_reasoning", "reasoning"),
+        ("ann_tool", "tool_call"),
     )
+    markers = ("delta", "reasoning_ns", "text_ns", "tool_ns")
 
     def match(self, method: str, path: str, query: str) -> Route | None:
         return match_suffix(path, query, "/responses")
@@ -127,22 +132,6 @@ class OpenAIResponses(Family):
         etype, msg = super().error_fields(s)
         etype = etype or pick_error_type(s.get("s_err_code"), s.get("code"))
         return etype, msg or s.text("s_err_msg")
-
-    def first_output_kind(self, s: Scan) -> str | None:
-        d = s.first.get("delta", -1)
-        if d < 0:
-            return super().first_output_kind(s)
-        # The latest announcement at or before the first delta names its kind.
-        best, kind = -1, "text"
-        for slot, k in (
-            ("ann_text", "text"),
-            ("ann_reasoning", "reasoning"),
-            ("ann_tool", "tool_call"),
-        ):
-            i = s.first.get(slot, -1)
-            if best < i <= d:
-                best, kind = i, k
-        return kind
 
 
 FAMILY = OpenAIResponses()

@@ -104,6 +104,9 @@ class CallRecord:
     error_message: str | None = None
     cut_short: str | None = None
     first_output_kind: str | None = None
+    #: 0-based index of the response event (SSE event, NDJSON line, array element,
+    #: eventstream message) that carried the first output; not a span attribute.
+    first_output_event: int | None = None
     scan_error: str | None = None
 
     @property
