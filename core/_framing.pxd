@@ -42,3 +42,60 @@ cdef class Framer:
 
     cdef int feed_into(self, const unsigned char* buf, Py_ssize_t n, FrameSink sink) except -1
     cdef int close_into(self, FrameSink sink) except -1
+
+
+# The concrete framers (Python API in core/framing.py). Their state is declared here
+# so the StreamScanner may cimport them; only the seam above is a contract.
+
+cdef class SSEFramer(Framer):
+    cdef int bom                        # BOM bytes matched at stream start; -1 once past it
+    cdef bint cr                        # last chunk ended with CR: a leading LF belongs to it
+    cdef Py_ssize_t line_start          # stream offset of the line in `carry`
+    cdef const unsigned char* dptr      # single data line still inside the current chunk
+    cdef Py_ssize_t dlen
+    cdef bint dcarried                  # the event's data lives in `data` instead
+    cdef Py_ssize_t ndata               # data lines seen in the current event
+    cdef Carry data
+    cdef Carry event
+    cdef Carry last_id
+    cdef bint has_id
+    cdef bint has_retry
+    cdef long long retry
+
+    cdef int on_line(self, const unsigned char* s, Py_ssize_t n, bint in_chunk,
+                     Py_ssize_t start, FrameSink sink) except -1
+    cdef int dispatch(self, FrameSink sink) except -1
+
+
+cdef class NDJSONFramer(Framer):
+    cdef Py_ssize_t line_start
+
+    cdef int emit_line(self, const unsigned char* s, Py_ssize_t n, FrameSink sink) except -1
+
+
+cdef class JSONArrayFramer(Framer):
+    cdef int state
+    cdef Py_ssize_t depth
+    cdef bint in_str
+    cdef bint esc
+    cdef Py_ssize_t start               # stream offset of the current element
+
+
+cdef class JSONBodyFramer(Framer):
+    cdef int state
+    cdef Py_ssize_t depth
+    cdef bint in_str
+    cdef bint esc
+
+
+cdef class EventStreamFramer(Framer):
+    cdef Py_ssize_t start               # stream offset of the message in `carry`
+    cdef Py_ssize_t need                # its total length, once the prelude checked out
+    cdef object frame_error             # message of the error frame being delivered
+    cdef const unsigned char* hdr       # header block of the message being delivered
+    cdef Py_ssize_t hdr_len
+
+    cdef Py_ssize_t check_prelude(self, const unsigned char* p, Py_ssize_t start,
+                                  FrameSink sink) except -2
+    cdef int message(self, const unsigned char* p, Py_ssize_t total, Py_ssize_t start,
+                     FrameSink sink) except -1

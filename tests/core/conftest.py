@@ -55,3 +55,31 @@ def both_streams() -> tuple[Any, Any]:
     if _env.NO_EXTENSIONS:
         return stream.StreamScannerPy, None
     return stream.StreamScannerPy, importlib.import_module("llmtap.core._stream").StreamScanner
+
+
+FRAMERS = ("SSEFramer", "NDJSONFramer", "JSONArrayFramer", "JSONBodyFramer", "EventStreamFramer")
+
+
+def framing_twin(name: str) -> Any:
+    """The framer classes of twin ``name`` (``py``/``c``) as a namespace."""
+    import types
+
+    if name == "py":
+        mod = importlib.import_module("llmtap.core.framing")
+        return types.SimpleNamespace(**{n: getattr(mod, f"{n}Py") for n in FRAMERS}, id="py")
+    mod = importlib.import_module("llmtap.core._framing")
+    return types.SimpleNamespace(**{n: getattr(mod, n) for n in FRAMERS}, id="c")
+
+
+@pytest.fixture(params=TWINS, scope="session")
+def framing(request: pytest.FixtureRequest) -> Any:
+    """The framers of one twin: ``framing.SSEFramer`` ... (session scoped for hypothesis)."""
+    if request.param == "c" and _env.NO_EXTENSIONS:
+        pytest.skip("LLMTAP_NO_EXTENSIONS is set: the compiled twin is not tested")
+    return framing_twin(request.param)
+
+
+@pytest.fixture(scope="session")
+def both_framings() -> tuple[Any, Any]:
+    """(pure, compiled) framer namespaces for differential tests; compiled is None if disabled."""
+    return framing_twin("py"), None if _env.NO_EXTENSIONS else framing_twin("c")
