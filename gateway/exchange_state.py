@@ -265,7 +265,10 @@ class ExchangeState:
             )
         override: ProcessingMode | None = None
         if self._observability:
-            self._body_expected = self._configured_response in _BODY_MODES_THAT_SEND
+            # Without protocol_config (older Envoy) assume the body comes, as the
+            # documented configuration says: a body that never came is then reported.
+            configured = self._configured_response
+            self._body_expected = configured < 0 or configured in _BODY_MODES_THAT_SEND
             return None
         sampled = bool(getattr(self._decision, "sampled", False))
         override, self._body_expected = modes.response_mode(
