@@ -193,6 +193,8 @@ class Exchange:
                 from llmtap.core import Decompressor
 
                 self._dec = Decompressor(encoding)
+                if self._dec.error:
+                    raise ValueError(self._dec.error)
             pathset, self._names, self._out = fam.scanner_spec()
             kwargs: dict[str, Any] = {"folds": dict(fam.folds)}
             if framing == "eventstream" and fam.b64_field:
@@ -332,6 +334,8 @@ class Exchange:
 
     def _body_incomplete(self, s: Scan) -> bool:
         """The body stopped mid-frame, or a stream stopped before its end marker."""
+        if getattr(self._dec, "error", None):
+            return False  # llmtap could not read it all (e.g. its size cap): no verdict
         if s.truncated:
             return True
         return self._framing in _STREAMED and not self._family.stream_complete(s)

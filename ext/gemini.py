@@ -54,8 +54,9 @@ class GenerationConfig(msgspec.Struct, rename="camel"):
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     response_mime_type: str | None = None
-    response_schema: msgspec.Raw | None = None
-    response_json_schema: msgspec.Raw | None = None
+    # schemas are kept raw: only whether one was sent matters
+    response_schema: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    response_json_schema: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
     response_modalities: list[str] | None = None
 
 
@@ -70,15 +71,15 @@ def _output_type(g: GenerationConfig) -> str | None:
     if "AUDIO" in mods:
         return "speech"
     mime = (g.response_mime_type or "").lower()
-    if (
-        mime == "application/json"
-        or g.response_schema is not None
-        or g.response_json_schema is not None
-    ):
+    if mime == "application/json" or _sent(g.response_schema) or _sent(g.response_json_schema):
         return "json"
     if mime.startswith("text/"):
         return "text"
     return None
+
+
+def _sent(raw: msgspec.Raw) -> bool:
+    return bytes(raw).strip() not in (b"", b"null")
 
 
 class Gemini(Family):

@@ -31,7 +31,8 @@ class _Options(msgspec.Struct):
 class OllamaRequest(msgspec.Struct):
     model: str | None = None
     stream: bool | None = None
-    format: msgspec.Raw | None = None  # "json", a JSON schema object, or ""
+    # "json", a JSON schema object, or "": kept raw, only its shape matters
+    format: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
     options: _Options | None = None
 
 
@@ -69,7 +70,7 @@ class OllamaNative(Family):
     def read_request(self, req: OllamaRequest, rec: CallRecord, route: Route) -> None:
         rec.request_model = req.model
         rec.stream = req.stream
-        fmt = bytes(req.format).strip() if req.format is not None else b""
+        fmt = bytes(req.format).strip()
         if fmt.startswith(b"{") or fmt == b'"json"':
             rec.output_type = "json"
         o = req.options
