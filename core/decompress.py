@@ -8,11 +8,16 @@ decompression state per stream; it never restarts from the beginning.
 Every decompression call asks the C library for at most ``WINDOW`` bytes (zlib
 ``max_length`` + ``unconsumed_tail``, brotli ``output_buffer_limit``, a zstd
 stream writer with ``write_size``), so a bomb is caught after at most one window
-past ``max_output``. The output delivered is then cut at exactly ``max_output``
-bytes and ``error`` is set; further input is ignored. Bad input never raises:
-``error`` says what went wrong and at which offset of the compressed input (the
-start of the chunk in which the library failed). ``identity`` passes chunks
-through untouched and unbounded (body size limits live elsewhere).
+past ``max_output``: ``error`` is set, the call that crossed the bound returns
+nothing (its output is dropped rather than copied) and further input is ignored.
+Memory: the output of one ``feed`` is held until it returns, and joining its
+windows copies it once, so a single call costs up to twice its output.
+
+Bad input never raises: ``error`` says what went wrong and at which offset of the
+compressed input (the start of the chunk in which the library failed); output of
+earlier library calls is still returned (zlib drops that of the failing call).
+``identity`` passes chunks through untouched and unbounded (body size limits live
+elsewhere).
 
 The C libraries are the native part, so there is no Cython twin.
 """
@@ -32,6 +37,8 @@ __all__ = ["MAX_OUTPUT", "WINDOW", "Decompressor"]
 MAX_OUTPUT = 64 * 1024 * 1024
 #: Most output asked of a library in one call.
 WINDOW = 256 * 1024
+#: Most input given to zlib in one call.
+SLICE = 64 * 1024
 
 Chunk = bytes | bytearray | memoryview
 Emit = Callable[[bytes], None]
@@ -73,20 +80,25 @@ class _ZlibStage:
                 cmf, flg = data[0], data[1]
                 zlib_wrapped = cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0
                 self._d = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
-        while data:
-            d = self._d
-            if d.eof:
-                if self.name != "gzip":
-                    raise _Invalid("data after the end of the deflate stream")
-                d = self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # next member
-            out = d.decompress(data, WINDOW)
-            if out:
-                self._emit(out)
-            while len(out) == WINDOW or d.unconsumed_tail:
-                out = d.decompress(d.unconsumed_tail, WINDOW)
+        # zlib copies the unconsumed input into a new bytes object on every call
+        # that stops at max_length: give it bounded slices, not the whole chunk.
+        view = memoryview(data)
+        for i in range(0, len(view), SLICE):
+            rest: bytes | memoryview = view[i : i + SLICE]
+            while rest:
+                d = self._d
+                if d.eof:
+                    if self.name != "gzip":
+                        raise _Invalid("data after the end of the deflate stream")
+                    d = self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # next member
+                out = d.decompress(rest, WINDOW)
                 if out:
                     self._emit(out)
-            data = d.unused_data if d.eof else b""
+                while len(out) == WINDOW or d.unconsumed_tail:
+                    out = d.decompress(d.unconsumed_tail, WINDOW)
+                    if out:
+                        self._emit(out)
+                rest = d.unused_data if d.eof else b""
 
     def finish(self) -> str | None:
         if self._head or (self._d is not None and not self._d.eof):
@@ -194,7 +206,7 @@ class Decompressor:
 
     @property
     def output_size(self) -> int:
-        """Decompressed bytes delivered so far."""
+        """Decompressed bytes produced so far (past ``max_output`` once it failed)."""
         return self._size
 
     def feed(self, data: Chunk) -> bytes:
@@ -242,20 +254,17 @@ class Decompressor:
             self._write(data)
         except _Full:
             self._error = f"decompressed size exceeds {self._max} bytes"
+            self._out = []
         except _Failed as exc:
             self._error = str(exc)
 
     def _collect(self, piece: bytes) -> None:
-        room = self._max - self._size
-        if len(piece) > room:
-            if room:
-                self._out.append(piece[:room])
-                self._size += room
+        self._size += len(piece)
+        if self._size > self._max:
             raise _Full
         self._out.append(piece)
-        self._size += len(piece)
 
     def _take(self) -> bytes:
-        out = b"".join(self._out)
-        self._out.clear()
-        return out
+        out = self._out
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
