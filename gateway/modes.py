@@ -74,15 +74,19 @@ class TransportOptions:
     hint_namespace: str = "llmtap"
     #: Request header naming the provider; stripped before the request goes upstream.
     hint_header: str = "x-llmtap-provider"
+    #: Serve ``grpc.health.v1.Health``.
+    health: bool = True
 
     @classmethod
     def from_settings(cls, settings: Any) -> TransportOptions:
+        """From the application ``Settings`` (its ``server`` section) or any object."""
         if settings is None or isinstance(settings, cls):
             return settings or cls()
+        src = getattr(settings, "server", settings)
         kw = {}
         for f in fields(cls):
-            if hasattr(settings, f.name):
-                kw[f.name] = getattr(settings, f.name)
+            if hasattr(src, f.name):
+                kw[f.name] = getattr(src, f.name)
         return cls(**kw)
 
 

@@ -16,8 +16,10 @@ what the CLI calls (uvloop, workers, signals). Settings are read through
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import inspect
 import logging
 import multiprocessing
 import os
@@ -30,19 +32,18 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from llmtap.gateway.modes import TransportOptions
-from llmtap.gateway.servicer import SERVICE, ExtProcServicer
+from llmtap.gateway.servicer import SERVICE, ExtProcServicer, default_start_exchange
 
-__all__ = ["ExtProcServer", "run", "serve"]
+__all__ = ["ExtProcServer", "add_arguments", "main", "run", "serve"]
 
 log = logging.getLogger("llmtap.gateway")
 
 
-def make_telemetry(settings: Any) -> Any:
+def make_telemetry(settings: Any, worker_index: int = 0) -> Any:
     """The telemetry pipeline for ``settings`` (built per process: it owns threads)."""
-    from llmtap.gateway import telemetry  # type: ignore[attr-defined]
+    from llmtap.gateway.telemetry import Telemetry
 
-    factory = getattr(telemetry.Telemetry, "from_settings", None)
-    return factory(settings) if factory is not None else telemetry.Telemetry(settings)
+    return Telemetry(settings, worker_index=worker_index)
 
 
 class ExtProcServer:
@@ -73,11 +74,13 @@ class ExtProcServer:
         ]
         server = grpc.aio.server(options=grpc_options)
         server.add_generic_rpc_handlers((self.servicer.handler(),))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        if opts.health:
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         port = server.add_insecure_port(address)
         if port == 0 and not address.startswith("unix:"):
             raise OSError(f"cannot listen on {opts.listen}")
         self.port = port
+        await _maybe_await(getattr(self.telemetry, "start", None))
         await server.start()
         self._server = server
         for name in ("", SERVICE):
@@ -92,29 +95,26 @@ class ExtProcServer:
         grace = self.options.shutdown_grace if grace is None else grace
         self.servicer.begin_shutdown()
         await self.health.enter_graceful_shutdown()
-        log.info(
-            "shutting down: %d open exchanges, %ss grace", self.servicer.open_exchanges, grace
-        )
+        log.info("shutting down: %d open exchanges, %ss grace", self.servicer.open_exchanges, grace)
         await self._server.stop(grace)
         cut = self.servicer.close_all("shutdown")
         if cut:
             log.info("ended %d exchanges cut by shutdown", cut)
-        await asyncio.get_running_loop().run_in_executor(None, _flush, self.telemetry)
+        try:
+            await _maybe_await(getattr(self.telemetry, "shutdown", None))
+        except Exception:
+            log.exception("flushing telemetry at shutdown failed")
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
 
 
-def _flush(telemetry: Any) -> None:
-    for name in ("shutdown", "force_flush"):
-        fn = getattr(telemetry, name, None)
-        if fn is not None:
-            try:
-                fn()
-            except Exception:
-                log.exception("telemetry %s failed", name)
-            return
+async def _maybe_await(fn: Callable[[], Any] | None) -> None:
+    if fn is not None:
+        result = fn()
+        if inspect.isawaitable(result):
+            await result
 
 
 def _grpc_address(listen: str) -> str:
@@ -136,6 +136,8 @@ async def serve(
     """Run one ext_proc server until SIGTERM/SIGINT (or cancellation), then stop it."""
     opts = TransportOptions.from_settings(settings)
     tel = telemetry if telemetry is not None else make_telemetry(settings)
+    if start_exchange is None:
+        start_exchange = default_start_exchange(settings)
     server = ExtProcServer(tel, opts, start_exchange)
     await server.start()
     loop = asyncio.get_running_loop()
@@ -152,34 +154,66 @@ async def serve(
         await asyncio.shield(server.stop())
 
 
-def _run_one(settings: Any) -> None:
+Factory = Callable[..., Any]
+
+
+def _run_one(
+    settings: Any,
+    telemetry_factory: Factory | None,
+    exchange_factory: Factory | None,
+    worker_index: int = 0,
+) -> None:
+    _configure_logging(settings)
+    tel = (telemetry_factory or make_telemetry)(settings, worker_index)
+    start = exchange_factory(settings) if exchange_factory is not None else None
+    main = serve(settings, telemetry=tel, start_exchange=start)
     try:
         import uvloop
-
-        uvloop.run(serve(settings))
     except ImportError:  # pragma: no cover - uvloop is a dependency
-        asyncio.run(serve(settings))
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
-def _worker(settings: Any) -> None:
+def _worker(
+    settings: Any,
+    telemetry_factory: Factory | None,
+    exchange_factory: Factory | None,
+    worker_index: int,
+) -> None:
     # The supervisor handles Ctrl-C; a worker stops on the SIGTERM it forwards.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _run_one(settings)
+    _run_one(settings, telemetry_factory, exchange_factory, worker_index)
 
 
-def run(settings: Any) -> int:
-    """Entry point of ``llmtap serve``; returns the process exit code."""
+def run(
+    settings: Any,
+    *,
+    telemetry_factory: Factory | None = None,
+    exchange_factory: Factory | None = None,
+) -> int:
+    """Entry point of ``llmtap serve``; returns the process exit code.
+
+    The factories (``(settings, worker_index) -> telemetry`` and
+    ``settings -> start_exchange``) are called in each worker process, so with workers
+    they must be picklable (module level); by default the real telemetry pipeline and
+    ``ext.recognise``.
+    """
     opts = TransportOptions.from_settings(settings)
     _grpc_address(opts.listen)
     if opts.workers <= 1:
-        _run_one(settings)
+        _run_one(settings, telemetry_factory, exchange_factory)
         return 0
     if opts.listen.startswith("unix:"):
         raise ValueError("--workers > 1 needs a TCP --listen (SO_REUSEPORT)")
     # spawn, not fork: grpc and the telemetry exporters must start fresh per process.
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker, args=(settings,), name=f"llmtap-worker-{i}")
+        ctx.Process(
+            target=_worker,
+            args=(settings, telemetry_factory, exchange_factory, i),
+            name=f"llmtap-worker-{i}",
+        )
         for i in range(opts.workers)
     ]
     for p in procs:
@@ -209,5 +243,38 @@ def run(settings: Any) -> int:
     return code if code else max((p.exitcode or 0 for p in procs), default=0)
 
 
+def _configure_logging(settings: Any) -> None:
+    cfg = getattr(settings, "logging", None)
+    if cfg is None:
+        return
+    from llmtap.gateway.logs import configure_logging
+
+    configure_logging(cfg.level, cfg.format)
+
+
+# -- CLI --------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``llmtap serve`` flags (``--listen``, ``--workers``, ``--config``, ``--set``...)."""
+    from llmtap.gateway.config import add_arguments as config_arguments
+
+    config_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    """``llmtap serve``: settings from flags, env and file, then :func:`run`."""
+    from llmtap.gateway.config import ConfigError, settings_from_args
+
+    try:
+        settings = settings_from_args(args)
+        return run(settings)
+    except (ConfigError, ValueError) as e:
+        print(f"llmtap serve: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run(None))
+    parser = argparse.ArgumentParser(prog="llmtap-serve")
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))

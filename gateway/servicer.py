@@ -30,12 +30,14 @@ SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 METHOD = "Process"
 
 
-def default_start_exchange(ext_config: Any = None) -> Callable[[Any], Any]:
-    """``ext.recognise`` bound to its config: RequestInfo -> exchange or None."""
-    from llmtap.ext import recognise
+def default_start_exchange(settings: Any = None) -> Callable[[Any], Any]:
+    """``ext.recognise`` bound to its config (read once from ``settings``)."""
+    from llmtap.ext import ExtConfig, recognise
+
+    config = ExtConfig.of(getattr(settings, "server", settings))
 
     def start(info: Any) -> Any:
-        return recognise(info, config=ext_config)
+        return recognise(info, config=config)
 
     return start
 
@@ -84,9 +86,7 @@ class ExtProcServicer:
         return n
 
     async def process(self, requests: AsyncIterator[bytes], context: Any) -> None:
-        state = ExchangeState(
-            self._opts, self._tel, self._start_exchange, _metadata(context)
-        )
+        state = ExchangeState(self._opts, self._tel, self._start_exchange, _metadata(context))
         self._open.add(state)
         reason = "eof"
         try:
