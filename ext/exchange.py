@@ -270,6 +270,7 @@ class Exchange:
         except Exception as e:  # fold bugs must still yield a record
             rec.scan_error = f"fold failed: {e!r}"
         self._record = rec
+        self._ss = self._dec = None  # late body chunks are ignored
         return rec
 
     def _fold(self, rec: CallRecord, cut_short: str | None) -> None:
