@@ -5,7 +5,8 @@ id, ``content-delta``/``tool-plan-delta``/``tool-call-start`` the output,
 ``response`` holds id and ``meta``).
 
 Bodies carry no model. Usage: ``tokens.*`` are the tokens processed (input includes
-``cached_tokens``); ``billed_units.*`` are what Cohere bills and are not used here.
+``cached_tokens``) and become the usage attributes; ``billed_units.*`` are what Cohere
+bills, so the cost estimate prices those.
 A v2 ``tool_plan`` is the model's reasoning about tool use: it counts as reasoning.
 """
 
@@ -46,11 +47,15 @@ class CohereChat(Family):
         "in": "usage.tokens.input_tokens",
         "out": "usage.tokens.output_tokens",
         "cached": "usage.cached_tokens",
+        "billed_in": "usage.billed_units.input_tokens",
+        "billed_out": "usage.billed_units.output_tokens",
         # v2 stream: message-end
         "s_finish": "delta.finish_reason",
         "s_in": "delta.usage.tokens.input_tokens",
         "s_out": "delta.usage.tokens.output_tokens",
         "s_cached": "delta.usage.cached_tokens",
+        "s_billed_in": "delta.usage.billed_units.input_tokens",
+        "s_billed_out": "delta.usage.billed_units.output_tokens",
         # v1: plain body, and the stream-end event's "response"
         "v1_id": "response_id",
         "v1_s_id": "response.response_id",
@@ -58,6 +63,10 @@ class CohereChat(Family):
         "v1_out": "meta.tokens.output_tokens",
         "v1_s_in": "response.meta.tokens.input_tokens",
         "v1_s_out": "response.meta.tokens.output_tokens",
+        "v1_billed_in": "meta.billed_units.input_tokens",
+        "v1_billed_out": "meta.billed_units.output_tokens",
+        "v1_s_billed_in": "response.meta.billed_units.input_tokens",
+        "v1_s_billed_out": "response.meta.billed_units.output_tokens",
         "v1_finished": "is_finished",
         # output
         "text": "?delta.message.content.text",
@@ -109,6 +118,12 @@ class CohereChat(Family):
         rec.input_tokens = s.num("s_in", "in", "v1_s_in", "v1_in")
         rec.output_tokens = s.num("s_out", "out", "v1_s_out", "v1_out")
         rec.cache_read_tokens = s.num("s_cached", "cached")
+        rec.billed_input_tokens = s.num(
+            "s_billed_in", "billed_in", "v1_s_billed_in", "v1_billed_in"
+        )
+        rec.billed_output_tokens = s.num(
+            "s_billed_out", "billed_out", "v1_s_billed_out", "v1_billed_out"
+        )
 
     def finish_reasons(self, s: Scan) -> list[str | None]:
         return [s.text("s_finish", "finish")]

@@ -324,13 +324,14 @@ class Exchange:
         if self._envoy is not None:
             _apply_envoy(rec, self._envoy)
         if self._cfg.cost:
+            billed = rec.billed_input_tokens is not None or rec.billed_output_tokens is not None
             rec.cost_usd = cost_usd(
                 rec.provider,
                 rec.response_model or rec.request_model,
-                rec.input_tokens,
-                rec.output_tokens,
-                rec.cache_read_tokens,
-                rec.cache_creation_tokens,
+                rec.billed_input_tokens if billed else rec.input_tokens,
+                rec.billed_output_tokens if billed else rec.output_tokens,
+                None if billed else rec.cache_read_tokens,
+                None if billed else rec.cache_creation_tokens,
             )
 
     def _body_incomplete(self, s: Scan) -> bool:

@@ -99,6 +99,10 @@ class CallRecord:
     audio_input_tokens: int | None = None
     audio_output_tokens: int | None = None
     cost_usd: float | None = None
+    #: What the provider bills, when it differs from the tokens processed (Cohere
+    #: ``billed_units``); priced instead of the token counts. Not span attributes.
+    billed_input_tokens: int | None = None
+    billed_output_tokens: int | None = None
     # outcome
     error_type: str | None = None
     error_message: str | None = None

@@ -606,3 +606,20 @@ def test_garbage_never_raises(
     assert attrs["gen_ai.provider.name"] == rec.provider
     if status != 200 or cut:
         assert rec.error_type is not None
+
+
+def test_cohere_cost_prices_billed_units() -> None:
+    body = json.dumps(
+        {
+            "id": "x",
+            "finish_reason": "COMPLETE",
+            "message": {"content": [{"type": "text", "text": "hi"}]},
+            "usage": {
+                "billed_units": {"input_tokens": 10, "output_tokens": 5},
+                "tokens": {"input_tokens": 70, "output_tokens": 6},
+            },
+        }
+    ).encode()
+    rec, _ = run("api.cohere.com", "/v2/chat", 200, JSON, [body], {"model": "command-r"})
+    assert (rec.input_tokens, rec.output_tokens) == (70, 6)
+    assert rec.cost_usd == pytest.approx(cost_mod.cost_usd("cohere", "command-r", 10, 5))
