@@ -295,9 +295,10 @@ class Family:
         return min(idx) if idx else None
 
     def marker_slots(self) -> tuple[str, ...]:
-        if self.markers is not None:
-            return self.markers
-        return tuple(slot for slot, _ in self.outputs)
+        m = self.markers
+        if m is None:
+            m = self.markers = tuple(slot for slot, _ in self.outputs)
+        return m
 
     # -- errors ----------------------------------------------------------------
 
