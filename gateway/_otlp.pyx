@@ -175,13 +175,13 @@ cdef class OtlpEncoder:
         return 0
 
     cdef int _str(self, object s) except -1:
-        """Length-prefixed UTF-8 of ``s`` (lone surrogates passed through, like the twin)."""
+        """Length-prefixed UTF-8 of ``s`` (lone surrogates become U+FFFD, like the twin)."""
         cdef Py_ssize_t size
         cdef const char* p
         try:
             p = PyUnicode_AsUTF8AndSize(s, &size)
         except UnicodeEncodeError:
-            b = (<str>s).encode("utf-8", "surrogatepass")
+            b = (<str>s).encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
             self._varint(<uint64_t>PyBytes_GET_SIZE(b))
             return self._put(<const unsigned char*>PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b))
         self._varint(<uint64_t>size)
@@ -195,8 +195,7 @@ cdef class OtlpEncoder:
             if is_secret_name(key):
                 kf = None
             else:
-                kb = key.encode("utf-8", "surrogatepass")
-                kf = _field(0x0a, kb)
+                kf = _field(0x0a, _utf8(key))
             if len(self._keys) >= CACHE_MAX:
                 self._keys.clear()
             self._keys[key] = kf
@@ -472,6 +471,13 @@ cdef class OtlpEncoder:
         return b"".join(
             [b"\x0a", _varint_bytes(rs_len), self.resource_field, ss_hdr, self.scope_field, *spans]
         )
+
+
+cdef bytes _utf8(str s):
+    try:
+        return s.encode()
+    except UnicodeEncodeError:
+        return s.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
 cdef inline int _check_id(object b, Py_ssize_t size, str what) except -1:

@@ -252,8 +252,11 @@ class Metrics:
 
     # -- OTLP ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the periodic OTLP push (no-op without an exporter)."""
+    def start(self, exporter: Any = None) -> None:
+        """Start the periodic OTLP push to ``exporter`` (or the one given at construction;
+        no-op without one)."""
+        if exporter is not None:
+            self._exporter = exporter
         if self._exporter is None or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._push_loop, name="llmtap-metrics", daemon=True)

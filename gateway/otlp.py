@@ -10,7 +10,7 @@ number order, as protobuf's own serializer does. The compiled twin is
 Attribute values: ``str``, ``bool``, ``int`` (int64; larger ones become doubles),
 ``float``, ``bytes``, homogeneous or mixed ``list``/``tuple`` (an ``ArrayValue``),
 ``dict`` (a ``KeyValueList``); ``None`` drops the attribute; anything else is ``str()``-ed.
-Keys that name credentials (``authorization``, ``api-key``, ``cookie`` …) are dropped.
+Lone surrogates become U+FFFD. Keys that name credentials (``authorization``, ``api-key``, ``cookie`` …) are dropped.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
+def _utf8(s: str) -> bytes:
+    """UTF-8 of ``s``; lone surrogates (JSON allows ``\\ud800``) become U+FFFD and split
+    pairs are joined, since invalid UTF-8 in a string field makes a receiver reject the
+    whole request."""
+    try:
+        return s.encode()
+    except UnicodeEncodeError:
+        return s.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+
+
 def _ld(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field."""
     return tag + _varint(len(payload)) + payload
@@ -62,7 +72,7 @@ def _any_value(v: Any, depth: int = 0) -> bytes:
     """The bytes of an ``AnyValue`` message for ``v`` (``v`` is not ``None``)."""
     t = type(v)
     if t is str:
-        b = v.encode("utf-8", "surrogatepass")
+        b = _utf8(v)
         return b"\x0a" + _varint(len(b)) + b
     if t is bool:
         return b"\x10\x01" if v else b"\x10\x00"
@@ -113,7 +123,7 @@ def _check_id(b: Any, size: int, what: str) -> None:
 
 
 def _key_value(key: str, v: Any, depth: int) -> bytes:
-    kb = key.encode("utf-8", "surrogatepass")
+    kb = _utf8(key)
     return b"\x0a" + _varint(len(kb)) + kb + _ld(b"\x12", _any_value(v, depth))
 
 
@@ -139,8 +149,8 @@ class OtlpEncoder:
         self._keys: dict[str, bytes | None] = {}
         self._attrs: dict[tuple[str, Any], bytes] = {}
         res = self._attributes_field(resource, b"\x0a")[0]
-        scope = _ld(b"\x0a", scope_name.encode()) + (
-            _ld(b"\x12", scope_version.encode()) if scope_version else b""
+        scope = _ld(b"\x0a", _utf8(scope_name)) + (
+            _ld(b"\x12", _utf8(scope_version)) if scope_version else b""
         )
         #: ``ResourceSpans.resource`` and ``ScopeSpans.scope`` fields, precomputed.
         self.resource_field = _ld(b"\x0a", res)
@@ -151,7 +161,7 @@ class OtlpEncoder:
     def _key(self, key: str) -> bytes | None:
         kf = self._keys.get(key)
         if kf is None and key not in self._keys:
-            kf = None if is_secret_name(key) else _ld(b"\x0a", key.encode("utf-8", "surrogatepass"))
+            kf = None if is_secret_name(key) else _ld(b"\x0a", _utf8(key))
             if len(self._keys) >= _CACHE_MAX:
                 self._keys.clear()
             self._keys[key] = kf
@@ -173,7 +183,7 @@ class OtlpEncoder:
                 kf = self._key(key)
                 if kf is None:
                     return None
-                vb = value.encode("utf-8", "surrogatepass")
+                vb = _utf8(value)
                 av = b"\x0a" + _varint(len(vb)) + vb
                 kv = kf + b"\x12" + _varint(len(av)) + av
                 out = tag + _varint(len(kv)) + kv
@@ -233,10 +243,10 @@ class OtlpEncoder:
             _check_id(parent_span_id, 8, "parent_span_id")
         parts = [_pack_ids(b"\x0a\x10", trace_id, b"\x12\x08", span_id)]
         if trace_state:
-            parts.append(_ld(b"\x1a", trace_state.encode()))
+            parts.append(_ld(b"\x1a", _utf8(trace_state)))
         if parent_span_id:
             parts.append(b"\x22\x08" + parent_span_id)
-        nb = name.encode("utf-8", "surrogatepass")
+        nb = _utf8(name)
         parts.append(b"\x2a" + _varint(len(nb)) + nb)
         parts.append(_pack_times(0x30, kind, 0x39, start_ns, 0x41, end_ns))
         attrs, dropped = self._attributes_field(attributes, _SPAN_ATTR)
@@ -250,7 +260,7 @@ class OtlpEncoder:
         if status_code or status_message:
             st = b""
             if status_message:
-                st = _ld(b"\x12", status_message.encode("utf-8", "surrogatepass"))
+                st = _ld(b"\x12", _utf8(status_message))
             if status_code:
                 st += b"\x18" + _varint(status_code & _MASK64)
             parts.append(_ld(b"\x7a", st))
@@ -262,7 +272,7 @@ class OtlpEncoder:
     def _event(self, ev: Sequence[Any]) -> bytes:
         time_ns, name, attrs = ev
         attrs_b, dropped = self._attributes_field(attrs, b"\x1a")
-        out = b"\x09" + struct.pack("<Q", time_ns) + _ld(b"\x12", name.encode()) + attrs_b
+        out = b"\x09" + struct.pack("<Q", time_ns) + _ld(b"\x12", _utf8(name)) + attrs_b
         if dropped:
             out += b"\x20" + _varint(dropped)
         return out
@@ -273,7 +283,7 @@ class OtlpEncoder:
         _check_id(span_id, 8, "link span_id")
         out = b"\x0a\x10" + trace_id + b"\x12\x08" + span_id
         if trace_state:
-            out += _ld(b"\x1a", trace_state.encode())
+            out += _ld(b"\x1a", _utf8(trace_state))
         attrs_b, dropped = self._attributes_field(attrs, b"\x22")
         out += attrs_b
         if dropped:
