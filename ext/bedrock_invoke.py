@@ -87,6 +87,7 @@ class BedrockInvoke(Family):
     request = InvokeRequest
     stream_framing = "eventstream"
     b64_field = "bytes"
+    folds = {"choices_stop": ("keyed", "choices_idx"), "choices_stop2": ("keyed", "choices_idx")}
     paths = {
         **ANTHROPIC_PATHS,
         # Amazon Nova
@@ -123,6 +124,7 @@ class BedrockInvoke(Family):
         "cohere_gen_text": "?generations[*].text",
         "mistral_stop": "outputs[*].stop_reason",
         "mistral_text": "?outputs[*].text",
+        "choices_idx": "choices[*].index",
         "choices_stop": "choices[*].finish_reason",
         "choices_stop2": "choices[*].stop_reason",
         "choices_text": "?choices[*].message.content",
