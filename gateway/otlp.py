@@ -10,7 +10,8 @@ number order, as protobuf's own serializer does. The compiled twin is
 Attribute values: ``str``, ``bool``, ``int`` (int64; larger ones become doubles),
 ``float``, ``bytes``, homogeneous or mixed ``list``/``tuple`` (an ``ArrayValue``),
 ``dict`` (a ``KeyValueList``); ``None`` drops the attribute; anything else is ``str()``-ed.
-Lone surrogates become U+FFFD. Keys that name credentials (``authorization``, ``api-key``, ``cookie`` …) are dropped.
+Lone surrogates become U+FFFD. Keys that name credentials (``authorization``,
+``api-key``, ``cookie`` …) are dropped.
 """
 
 from __future__ import annotations

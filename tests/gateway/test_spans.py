@@ -159,7 +159,7 @@ def full_span() -> SpanData:
                 "gen_ai.client.inference.operation.details",
                 {"gen_ai.input.messages": '[{"role":"user"}]'},
             ),
-        ),  # fmt: skip
+        ),
         links=(Link(bytes(range(16, 32)), bytes(8) + b"", "a=b", 0x301, {"link.kind": "caller"}),),
     )
 
@@ -225,7 +225,7 @@ def test_value_length_and_count_limits(Encoder: Any) -> None:
     attrs = {"a": "abcdefgh", "b": ["long-list-item"], "c": 1, "d": 2}
     s = SpanData(b"\x01" * 16, b"\x02" * 8, b"", "", 0, "x", KIND_CLIENT, 1, 2, attrs, 0, "")
     span = ScopeSpans.FromString(enc.span(s)).spans[0]
-    assert [(kv.key, kv.value.string_value) for kv in span.attributes][0] == ("a", "abcd")
+    assert (span.attributes[0].key, span.attributes[0].value.string_value) == ("a", "abcd")
     assert len(span.attributes) == 2
     assert span.dropped_attributes_count == 2
 
@@ -246,16 +246,31 @@ def test_lone_surrogates_become_replacement_chars(Encoder: Any) -> None:
 def test_bad_ids_raise(Encoder: Any) -> None:
     enc = Encoder({}, "llmtap")
     good = SpanData(b"\x01" * 16, b"\x02" * 8, b"", "", 0, "x", KIND_CLIENT, 1, 2, {}, 0, "")
-    for bad in (good._replace(trace_id=b"\x01" * 15), good._replace(span_id="ab"),
-                good._replace(parent_span_id=b"\x01" * 9)):  # fmt: skip
+    for bad in (
+        good._replace(trace_id=b"\x01" * 15),
+        good._replace(span_id="ab"),
+        good._replace(parent_span_id=b"\x01" * 9),
+    ):
         with pytest.raises(ValueError, match="must be"):
             enc.span(bad)
 
 
 def test_huge_span_round_trips_and_encoder_recovers(Encoder: Any) -> None:
     enc = Encoder({}, "llmtap")
-    big = SpanData(b"\x01" * 16, b"\x02" * 8, b"", "", 0, "x", KIND_CLIENT, 1, 2,
-                   {"content": "y" * 3_000_000, "list": ["z" * 200] * 1000}, 0, "")  # fmt: skip
+    big = SpanData(
+        b"\x01" * 16,
+        b"\x02" * 8,
+        b"",
+        "",
+        0,
+        "x",
+        KIND_CLIENT,
+        1,
+        2,
+        {"content": "y" * 3_000_000, "list": ["z" * 200] * 1000},
+        0,
+        "",
+    )
     out = enc.span(big)
     assert out == ScopeSpans(spans=[expected_span(big)]).SerializeToString()
     small = full_span()
@@ -321,7 +336,7 @@ _spans = st.builds(
             st.dictionaries(st.text(min_size=1, max_size=8), _values, max_size=3),
         ),
         max_size=2,
-    ).map(tuple),  # fmt: skip
+    ).map(tuple),
     links=st.lists(
         st.builds(
             Link,
@@ -332,7 +347,7 @@ _spans = st.builds(
             st.dictionaries(st.text(min_size=1, max_size=8), _values, max_size=3),
         ),
         max_size=2,
-    ).map(tuple),  # fmt: skip
+    ).map(tuple),
 )
 
 
