@@ -244,8 +244,29 @@ class FakeExt:
         return ex
 
 
-def fake_telemetry_factory(settings):
+def fake_telemetry_factory(settings, worker_index=0):
     return FakeTelemetry()
+
+
+class FileTelemetry(FakeTelemetry):
+    """For server subprocesses: outcomes and flushes go to ``$LLMTAP_TEST_TEL_LOG``."""
+
+    def _log(self, what: str) -> None:
+        import os
+
+        with open(os.environ["LLMTAP_TEST_TEL_LOG"], "a") as f:
+            f.write(f"{os.getpid()} {what}\n")
+
+    def exchange_finished(self, outcome: str) -> None:
+        super().exchange_finished(outcome)
+        self._log(f"finished {outcome}")
+
+    async def shutdown(self) -> None:
+        self._log("flushed")
+
+
+def file_telemetry_factory(settings, worker_index=0):
+    return FileTelemetry()
 
 
 def fake_ext_factory(settings):
