@@ -73,6 +73,13 @@ cdef class NDJSONFramer(Framer):
     cdef int emit_line(self, const unsigned char* s, Py_ssize_t n, FrameSink sink) except -1
 
 
+# JSONArrayFramer.state / JSONBodyFramer.state (same numbering as the pure module).
+cdef enum:
+    A_START, A_FIRST, A_NEXT, A_ELEM, A_DONE
+cdef enum:
+    B_START, B_VALUE, B_SCALAR, B_DONE
+
+
 cdef class JSONArrayFramer(Framer):
     cdef int state
     cdef Py_ssize_t depth

@@ -523,11 +523,38 @@ cdef class NDJSONFramer(Framer):
         return 0
 
 
-# JSONArrayFramer / JSONBodyFramer states (same as the pure module).
-cdef enum:
-    A_START, A_FIRST, A_NEXT, A_ELEM, A_DONE
-cdef enum:
-    B_START, B_VALUE, B_SCALAR, B_DONE
+# Bytes that matter between JSON strings: quotes, brackets, commas. The rest is
+# skipped by a table lookup (the scanner validates values, the framers do not).
+cdef unsigned char JSON_STOP[256]
+JSON_STOP[b'"'] = JSON_STOP[b'['] = JSON_STOP[b']'] = 1
+JSON_STOP[b'{'] = JSON_STOP[b'}'] = JSON_STOP[b','] = 1
+
+
+cdef inline Py_ssize_t skip_plain(const unsigned char* buf, Py_ssize_t i,
+                                  Py_ssize_t stop) noexcept:
+    while i < stop and not JSON_STOP[buf[i]]:
+        i += 1
+    return i
+
+
+cdef inline Py_ssize_t skip_string(const unsigned char* buf, Py_ssize_t i, Py_ssize_t stop,
+                                   bint* in_str, bint* esc) noexcept:
+    """Move through JSON string content up to `stop`: returns the index after the
+    closing quote (and clears `in_str`), or `stop`."""
+    cdef unsigned char c
+    cdef bint e = esc[0]
+    while i < stop:
+        c = buf[i]
+        i += 1
+        if e:
+            e = False
+        elif c == b'\\':
+            e = True
+        elif c == b'"':
+            in_str[0] = False
+            break
+    esc[0] = e
+    return i
 
 
 cdef class JSONArrayFramer(Framer):
@@ -545,39 +572,38 @@ cdef class JSONArrayFramer(Framer):
     cdef int feed_into(self, const unsigned char* buf, Py_ssize_t n, FrameSink sink) except -1:
         cdef Py_ssize_t base = self.offset
         cdef Py_ssize_t i = 0, s, e, limit_at
+        cdef Py_ssize_t depth = self.depth
+        cdef int state = self.state
+        cdef bint in_str = self.in_str, esc = self.esc, ends
         cdef unsigned char c
-        cdef bint ends
         if self.error is not None or self.closed or n <= 0:
             return 0
         self.offset += n
         while i < n:
-            c = buf[i]
-            if self.state == A_ELEM:
+            if state == A_ELEM:
                 # First chunk index at which the element would pass max_frame.
                 limit_at = self.start + self.max_frame - base
-                if self.in_str:
-                    if i >= limit_at:
+                if in_str:
+                    i = skip_string(buf, i, limit_at if limit_at < n else n, &in_str, &esc)
+                    if in_str and i < n:
                         self.error = too_long("JSON array element", self.max_frame, self.start)
                         return 0
-                    if self.esc:
-                        self.esc = False
-                    elif c == b'\\':
-                        self.esc = True
-                    elif c == b'"':
-                        self.in_str = False
-                    i += 1
                     continue
-                ends = self.depth == 0 and (c == b',' or c == b']')
+                i = skip_plain(buf, i, limit_at if limit_at < n else n)
+                if i == n:
+                    break
+                c = buf[i]
+                ends = depth == 0 and (c == b',' or c == b']')
                 if i >= limit_at and not ends:
                     self.error = too_long("JSON array element", self.max_frame, self.start)
                     return 0
                 if c == b'"':
-                    self.in_str = True
+                    in_str = True
                 elif c == b'[' or c == b'{':
-                    self.depth += 1
+                    depth += 1
                 elif c == b']' or c == b'}':
-                    if self.depth:
-                        self.depth -= 1
+                    if depth:
+                        depth -= 1
                     elif c == b'}':
                         self.error = unexpected("JSON array", c, base + i)
                         return 0
@@ -595,31 +621,36 @@ cdef class JSONArrayFramer(Framer):
                         while e > 0 and is_ws(self.carry.p[e - 1]):
                             e -= 1
                         sink.on_frame(self.carry.p, e, NULL, 0, 0)
-                    self.state = A_DONE if c == b']' else A_NEXT
+                    state = A_DONE if c == b']' else A_NEXT
                 i += 1
                 continue
+            c = buf[i]
             if is_ws(c):
                 i += 1
-            elif self.state == A_START:
+            elif state == A_START:
                 if c != b'[':
                     self.error = unexpected("JSON array", c, base + i)
                     return 0
-                self.state = A_FIRST
+                state = A_FIRST
                 i += 1
-            elif self.state == A_DONE:
+            elif state == A_DONE:
                 self.error = f"JSON array: trailing data at offset {base + i}"
                 return 0
-            elif c == b']' and self.state == A_FIRST:
-                self.state = A_DONE
+            elif c == b']' and state == A_FIRST:
+                state = A_DONE
                 i += 1
             elif c == b',' or c == b']':
                 self.error = unexpected("JSON array", c, base + i)
                 return 0
             else:
-                self.state = A_ELEM
+                state = A_ELEM
                 self.start = base + i
-                self.depth = 0
-        if self.state == A_ELEM:
+                depth = 0
+        self.state = state
+        self.depth = depth
+        self.in_str = in_str
+        self.esc = esc
+        if state == A_ELEM:
             s = self.start - base
             if s < 0:
                 s = 0
@@ -658,54 +689,62 @@ cdef class JSONBodyFramer(Framer):
     cdef int feed_into(self, const unsigned char* buf, Py_ssize_t n, FrameSink sink) except -1:
         cdef Py_ssize_t base = self.offset
         cdef Py_ssize_t i = 0
+        cdef Py_ssize_t depth = self.depth
+        cdef int state = self.state
+        cdef bint in_str = self.in_str, esc = self.esc
         cdef unsigned char c
         if self.error is not None or self.closed or n <= 0:
             return 0
         self.offset += n
         while i < n:
-            c = buf[i]
-            if self.state == B_VALUE:
-                if self.in_str:
-                    if self.esc:
-                        self.esc = False
-                    elif c == b'\\':
-                        self.esc = True
-                    elif c == b'"':
-                        self.in_str = False
-                        if self.depth == 0:
-                            self.state = B_DONE
-                elif c == b'"':
-                    self.in_str = True
-                elif c == b'[' or c == b'{':
-                    self.depth += 1
-                elif c == b']' or c == b'}':
-                    self.depth -= 1
-                    if self.depth == 0:
-                        self.state = B_DONE
+            if state == B_VALUE:
+                if in_str:
+                    i = skip_string(buf, i, n, &in_str, &esc)
+                    if not in_str and depth == 0:
+                        state = B_DONE
+                    continue
+                i = skip_plain(buf, i, n)
+                if i == n:
+                    break
+                c = buf[i]
                 i += 1
-            elif self.state == B_SCALAR:
+                if c == b'"':
+                    in_str = True
+                elif c == b'[' or c == b'{':
+                    depth += 1
+                elif c == b']' or c == b'}':
+                    depth -= 1
+                    if depth == 0:
+                        state = B_DONE
+                continue
+            c = buf[i]
+            if state == B_SCALAR:
                 if is_ws(c):
-                    self.state = B_DONE
+                    state = B_DONE
                 i += 1
             elif is_ws(c):
                 i += 1
-            elif self.state == B_DONE:
+            elif state == B_DONE:
                 self.error = f"JSON body: trailing data at offset {base + i}"
                 break
             elif c == b'{' or c == b'[':
-                self.state = B_VALUE
-                self.depth = 1
+                state = B_VALUE
+                depth = 1
                 i += 1
             elif c == b'"':
-                self.state = B_VALUE
-                self.in_str = True
+                state = B_VALUE
+                in_str = True
                 i += 1
             elif c == b'}' or c == b']' or c == b',' or c == b':':
                 self.error = unexpected("JSON body", c, base + i)
                 break
             else:
-                self.state = B_SCALAR
+                state = B_SCALAR
                 i += 1
+        self.state = state
+        self.depth = depth
+        self.in_str = in_str
+        self.esc = esc
         if i:
             sink.on_frame(buf, i, NULL, 0, 0)
         return 0
