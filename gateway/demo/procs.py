@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -300,3 +301,68 @@ def pid_alive(pid: int) -> bool:
             return True
         return not Path("/proc").is_dir()
     return state != "Z"
+
+
+def grpc_serving(address: str, timeout: float = 1.0) -> bool:
+    """True once the gRPC health service at ``address`` (``host:port``/``unix:``) says SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def serve_command() -> list[str]:
+    """``$LLMTAP_SERVE_COMMAND`` (split like a shell would), else ``python -m llmtap serve``."""
+    override = os.environ.get("LLMTAP_SERVE_COMMAND")
+    if override:
+        return shlex.split(override)
+    return [sys.executable, "-m", "llmtap", "serve"]
+
+
+class Llmtap(Child):
+    """``python -m llmtap serve`` exporting to ``otlp_endpoint``, healthy once started.
+
+    ``envoy_mode`` is the mode of the Envoy config it serves: llmtap answers Envoy in
+    ``normal`` and ``assisted`` modes and only listens in ``observability`` mode.
+    """
+
+    def __init__(
+        self,
+        listen: str,
+        otlp_endpoint: str,
+        workdir: Path,
+        envoy_mode: str = "observability",
+        extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.listen = listen
+        mode = "observability" if envoy_mode == "observability" else "normal"
+        argv = [
+            *serve_command(),
+            "--listen",
+            listen,
+            "--mode",
+            mode,
+            "--otlp-endpoint",
+            f"http://{otlp_endpoint}",
+            *extra_args,
+        ]
+        full_env = dict(os.environ)
+        # Export as soon as a span ends: the demo prints traces as they arrive.
+        full_env.setdefault("OTEL_BSP_SCHEDULE_DELAY", "100")
+        full_env.setdefault("OTEL_METRIC_EXPORT_INTERVAL", "5000")
+        # Metrics go to the same receiver: no Prometheus listener on a fixed public port.
+        full_env.setdefault("OTEL_METRICS_EXPORTER", "otlp")
+        full_env.update(env or {})
+        super().__init__("llmtap", argv, env=full_env, log=workdir / "llmtap.log")
+
+    def start(self, timeout: float = 30.0) -> Llmtap:
+        if self.listen.startswith("unix:"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(self.listen[len("unix:") :]).unlink()
+        super().start()
+        wait_until(lambda: grpc_serving(self.listen), timeout, "llmtap to serve", self)
+        return self

@@ -200,7 +200,7 @@ def openai_chat(call: _Call, flavor: str = "openai") -> Reply:
     if flavor == "openai":
         headers.append(("openai-processing-ms", str(call.rng.randint(150, 900))))
     if not b.get("stream"):
-        message = {"role": "assistant", "content": call.text}
+        message: dict[str, Any] = {"role": "assistant", "content": call.text}
         choice: dict[str, Any] = {"index": 0, "message": message}
         if flavor == "openai":
             message |= {"refusal": None, "annotations": []}

@@ -27,7 +27,7 @@ ERROR_TYPE = ("error.type",)
 BAR = 24
 _COLUMNS = (
     ("span", 30, "<"),
-    ("provider", 10, "<"),
+    ("provider", 12, "<"),
     ("model", 24, "<"),
     ("in", 6, ">"),
     ("out", 6, ">"),
