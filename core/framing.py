@@ -27,7 +27,7 @@ import uuid
 import zlib
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from ._env import NO_EXTENSIONS
 
@@ -36,11 +36,13 @@ __all__ = [
     "MAX_FRAME",
     "EventStreamFramer",
     "EventStreamMessage",
+    "Framer",
     "JSONArrayFramer",
     "JSONBodyFramer",
     "NDJSONFramer",
     "SSEEvent",
     "SSEFramer",
+    "framer_for",
 ]
 
 #: Default bound on one frame (and on the carry-over buffer that assembles it).
@@ -887,6 +889,42 @@ class EventStreamFramer(_Framer):
             )
             self._carry.clear()
         return []
+
+
+class Framer(Protocol):
+    """What every framer offers (both twins)."""
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def truncated(self) -> bool: ...
+
+    def feed(self, data: Chunk) -> list[Any]: ...
+
+    def close(self) -> list[Any]: ...
+
+
+_NDJSON_TYPES = frozenset(
+    ["application/x-ndjson", "application/ndjson", "application/jsonl", "application/stream+json"]
+)
+
+
+def framer_for(status: int, content_type: str) -> tuple[str, Framer]:
+    """The framing name (as ``StreamScanner`` takes it) and a fresh framer for a
+    response, from its status and ``Content-Type`` alone: error statuses are plain
+    JSON whatever the type says. A JSON array stream (Gemini without ``alt=sse``)
+    cannot be told from the headers; ext/ knows it from the URL."""
+    ctype = content_type.partition(";")[0].strip().lower()
+    if not 200 <= status < 300:
+        return "json", JSONBodyFramer()
+    if ctype == "text/event-stream":
+        return "sse", SSEFramer()
+    if ctype in _NDJSON_TYPES:
+        return "ndjson", NDJSONFramer()
+    if ctype == "application/vnd.amazon.eventstream":
+        return "eventstream", EventStreamFramer()
+    return "json", JSONBodyFramer()
 
 
 SSEFramerPy = SSEFramer

@@ -834,3 +834,23 @@ def test_native_crc32_matches_zlib() -> None:
     for n in [0, 1, 7, 8, 9, 15, 16, 17, 1000, 4099]:
         data = rnd.randbytes(n)
         assert _crc32(data) == zlib.crc32(data)
+
+
+@pytest.mark.parametrize(
+    ("status", "ctype", "name", "cls"),
+    [
+        (200, "text/event-stream; charset=utf-8", "sse", "SSEFramer"),
+        (200, "application/x-ndjson", "ndjson", "NDJSONFramer"),
+        (200, "Application/Stream+JSON", "ndjson", "NDJSONFramer"),
+        (200, "application/vnd.amazon.eventstream", "eventstream", "EventStreamFramer"),
+        (200, "application/json", "json", "JSONBodyFramer"),
+        (200, "", "json", "JSONBodyFramer"),
+        (400, "text/event-stream", "json", "JSONBodyFramer"),
+    ],
+)
+def test_framer_for(status: int, ctype: str, name: str, cls: str) -> None:
+    got, framer = pure.framer_for(status, ctype)
+    assert got == name
+    # The compiled class when it is built, like every public name of the module.
+    assert type(framer) is getattr(pure, cls)
+    assert framer.feed(b"") == [] and framer.error is None
