@@ -11,8 +11,6 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint32_t
 from libc.string cimport memchr, memcmp, memcpy
 
-cimport cython
-
 MAX_FRAME = 8 * 1024 * 1024
 EVENTSTREAM_MAX_FRAME = 16 * 1024 * 1024
 
@@ -24,17 +22,15 @@ cdef Py_ssize_t KEEP_CARRY = 64 * 1024  # larger idle buffers are given back
 cdef object SSEEvent = None
 cdef object EventStreamMessage = None
 cdef object parse_headers = None
-cdef object MalformedHeaders = None
 
 
 cdef int bind_pure() except -1:
-    global SSEEvent, EventStreamMessage, parse_headers, MalformedHeaders
+    global SSEEvent, EventStreamMessage, parse_headers
     if SSEEvent is None:
         from llmtap.core import framing
         SSEEvent = framing.SSEEvent
         EventStreamMessage = framing.EventStreamMessage
         parse_headers = framing._parse_headers
-        MalformedHeaders = framing._MalformedHeaders
     return 0
 
 
@@ -130,8 +126,12 @@ cdef uint32_t crc32(const unsigned char* p, Py_ssize_t n) noexcept nogil:
 
 def _crc32(data) -> int:
     """CRC32 of a bytes-like object (the native routine, exposed for tests)."""
-    cdef const unsigned char[::1] v = data
-    return crc32(&v[0] if v.shape[0] else NULL, v.shape[0])
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return crc32(<const unsigned char*>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
 
 
 cdef inline uint32_t be32(const unsigned char* p) noexcept:
@@ -287,12 +287,14 @@ cdef class SSEFramer(Framer):
 
     def close(self) -> list:
         cdef _SSESink sink = _SSESink.__new__(_SSESink)
+        bind_pure()
         sink.framer = self
         return run_close(self, sink)
 
     cdef int feed_into(self, const unsigned char* buf, Py_ssize_t n, FrameSink sink) except -1:
         cdef Py_ssize_t base = self.offset
         cdef Py_ssize_t pos = 0, end, nxt, carried, k
+        cdef Py_ssize_t lf = -1  # next LF at or after pos (n: none), kept across lines
         cdef const unsigned char* hit
         if self.error is not None or self.closed or n <= 0:
             return 0
@@ -316,8 +318,12 @@ cdef class SSEFramer(Framer):
             if pos < n and buf[pos] == b'\n':
                 pos += 1
         while pos < n:
-            hit = <const unsigned char*>memchr(buf + pos, b'\n', n - pos)
-            end = (hit - buf) if hit != NULL else n
+            # Searching for LF from every line start would be quadratic in a
+            # CR-only stream: remember where the next one is.
+            if lf < pos:
+                hit = <const unsigned char*>memchr(buf + pos, b'\n', n - pos)
+                lf = (hit - buf) if hit != NULL else n
+            end = lf
             hit = <const unsigned char*>memchr(buf + pos, b'\r', end - pos)
             if hit != NULL:
                 end = hit - buf
@@ -787,6 +793,7 @@ cdef class EventStreamFramer(Framer):
 
     def close(self) -> list:
         cdef _EventStreamSink sink = _EventStreamSink.__new__(_EventStreamSink)
+        bind_pure()
         sink.framer = self
         return run_close(self, sink)
 
