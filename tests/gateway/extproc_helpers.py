@@ -291,8 +291,17 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
+        import gc
+
+        async def collect() -> None:
+            # grpc.aio objects must be finalized on their own loop's thread: left to a
+            # later collection on the main thread they can crash the interpreter.
+            gc.collect()
+
+        self.run(collect())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 PROCESS = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
