@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import struct
+import time
 import uuid
 import zlib
 from collections import Counter
@@ -854,3 +855,13 @@ def test_framer_for(status: int, ctype: str, name: str, cls: str) -> None:
     # The compiled class when it is built, like every public name of the module.
     assert type(framer) is getattr(pure, cls)
     assert framer.feed(b"") == [] and framer.error is None
+
+
+def test_sse_cr_only_stream_is_linear(framing: Any) -> None:
+    # Regression: the compiled twin searched for LF from every line start, which is
+    # quadratic when a stream uses bare CRs only (1 MB took minutes).
+    body = b"data: x\r\r" * 100_000
+    start = time.perf_counter()
+    frames = framing.SSEFramer().feed(body)
+    assert len(frames) == 100_000
+    assert time.perf_counter() - start < 5
