@@ -34,6 +34,22 @@ def _packages() -> dict[str, str]:
     return found
 
 
+def _cython_include_path() -> list[str]:
+    """Cython looks a module's .pxd up by its dotted name (llmtap.core._x ->
+    llmtap/core/_x.pxd), which does not exist in the source tree: mirror the
+    installed layout with symlinks so cimports across modules resolve."""
+    top = ROOT / "build" / "cython-include" / "llmtap"
+    top.mkdir(parents=True, exist_ok=True)
+    (top / "__init__.pxd").touch()
+    for name, folder in PACKAGE_DIRS.items():
+        if name == "llmtap":
+            continue
+        link = top / name.rpartition(".")[2]
+        if not link.is_symlink():
+            link.symlink_to(ROOT / folder, target_is_directory=True)
+    return [str(top.parent)]
+
+
 def _extensions() -> list[Extension]:
     if os.environ.get("LLMTAP_NO_EXTENSIONS"):
         return []
@@ -53,6 +69,7 @@ def _extensions() -> list[Extension]:
             )
     return cythonize(
         exts,
+        include_path=_cython_include_path(),
         language_level=3,
         compiler_directives={
             "boundscheck": False,
