@@ -63,8 +63,10 @@ class TransportOptions:
     max_message_bytes: int = 64 * 1024 * 1024
     #: Envoy's ai_protocol_manager publishes TokenUsage on synthesized trailers.
     envoy_token_usage: bool = False
-    #: With ``envoy_token_usage``: still stream sampled bodies (TTFT, finish reasons, ids).
-    stream_sampled: bool = True
+    #: With ``envoy_token_usage``: also stream the bodies of sampled exchanges that
+    #: Envoy extracts usage from (TTFT, finish reasons, ids). Off by default: Envoy
+    #: 1.40 stalls such a response (see ``response_mode``).
+    stream_sampled_bodies: bool = False
     #: Typed metadata namespace Envoy publishes TokenUsage under.
     token_usage_namespace: str = "envoy.ai.token_usage"
     #: Namespace of the dynamic metadata llmtap sets (token counts); "" disables it.
@@ -94,7 +96,9 @@ def envoy_covers(path: str) -> bool:
     """Whether Envoy's ai_protocol_manager extracts usage for this API (by URL path).
 
     OpenAI chat completions and Responses (and every compatible backend: Azure, Groq,
-    Mistral, Ollama's /v1), Anthropic messages, Gemini/Vertex generateContent.
+    Mistral, Ollama's /v1), Anthropic messages, Gemini/Vertex generateContent. Envoy
+    itself recognises the API from the response shape; these are the paths those
+    shapes come from.
     """
     p = path.partition("?")[0].rstrip("/")
     return (
@@ -132,10 +136,18 @@ def response_mode(
     """Override at response headers, and whether the body will be streamed.
 
     Without Envoy's usage extraction llmtap reads every body (token metrics need it).
-    With it, the body is streamed only where llmtap needs it: sampled exchanges
-    (``stream_sampled``), error statuses (the error type is in the body), compressed
-    bodies (Envoy does not inspect them) and APIs Envoy does not cover; elsewhere only
-    the trailers (with Envoy's TokenUsage) come over.
+    With it, the body is streamed only where llmtap needs it and Envoy extracts
+    nothing: error statuses (the error type is in the body; Envoy reads 2xx only),
+    compressed bodies (Envoy does not inspect them) and APIs Envoy does not cover;
+    elsewhere only the trailers (with Envoy's TokenUsage) come over.
+
+    Sampled exchanges Envoy covers are not streamed unless ``stream_sampled_bodies``:
+    with Envoy 1.40, when ``ai_protocol_manager`` adds its synthesized trailers to a
+    response whose body ext_proc streams, ext_proc stops on the empty end-of-data
+    frame (``encodeData(0, end_stream=false)`` returns StopIteration) and never sends
+    the trailers: the client's response hangs. Streaming only what Envoy does not
+    extract from avoids that; ``envoy_covers`` must therefore not miss an API Envoy
+    does read.
     """
     if not opts.envoy_token_usage:
         if configured_response in (NONE, BUFFERED, BUFFERED_PARTIAL):
@@ -143,7 +155,7 @@ def response_mode(
         return None, True
     encoded = content_encoding.strip().lower() not in ("", "identity")
     need_body = (
-        (sampled and opts.stream_sampled)
+        (sampled and opts.stream_sampled_bodies)
         or not 200 <= status < 300
         or encoded
         or not envoy_covers(path)

@@ -21,7 +21,7 @@ from recorded import EXCHANGES
 
 from llmtap.gateway import modes
 from llmtap.gateway.exchange_state import CUT_REASONS, ExchangeState
-from llmtap.gateway.extproc_wire import decode_request
+from llmtap.gateway.extproc_wire import ProcessingMode, decode_request
 from llmtap.gateway.modes import TransportOptions, envoy_covers, response_mode
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -325,7 +325,7 @@ def test_response_mode_without_envoy_usage_always_streams() -> None:
     [
         ("/v1/chat/completions", 200, "", False, False),
         ("/v1/chat/completions", 200, "identity", False, False),
-        ("/v1/chat/completions", 200, "", True, True),  # sampled: TTFT, finish reasons
+        ("/v1/chat/completions", 200, "", True, False),  # sampled: Envoy 1.40 would stall
         ("/v1/chat/completions", 200, "gzip", False, True),  # Envoy skips encoded bodies
         ("/v1/chat/completions", 429, "", False, True),  # error type is in the body
         ("/model/x/converse-stream", 200, "", False, True),  # Bedrock: not covered
@@ -352,9 +352,9 @@ def test_response_mode_with_envoy_usage(path, status, encoding, sampled, stream_
         assert (mode.response_body_mode, mode.response_trailer_mode) == (modes.NONE, modes.SEND)
 
 
-def test_sampled_bodies_can_be_left_to_envoy() -> None:
-    opts = TransportOptions(envoy_token_usage=True, stream_sampled=False)
-    _, body = response_mode(
+def test_sampled_bodies_can_be_streamed_on_request() -> None:
+    opts = TransportOptions(envoy_token_usage=True, stream_sampled_bodies=True)
+    mode, body = response_mode(
         opts,
         path="/v1/responses",
         status=200,
@@ -362,7 +362,16 @@ def test_sampled_bodies_can_be_left_to_envoy() -> None:
         sampled=True,
         configured_response=modes.NONE,
     )
-    assert body is False
+    assert body is True and mode == ProcessingMode(response_body_mode=modes.STREAMED)
+    mode, body = response_mode(
+        opts,
+        path="/v1/responses",
+        status=200,
+        content_encoding="",
+        sampled=True,
+        configured_response=modes.STREAMED,
+    )
+    assert body is True and mode is None
 
 
 def test_options_from_settings() -> None:
