@@ -348,6 +348,8 @@ class Llmtap(Child):
             mode,
             "--otlp-endpoint",
             f"http://{otlp_endpoint}",
+            # Assisted: Envoy's ai_protocol_manager reads token usage, llmtap takes it.
+            *(["--set", "server.envoy_token_usage=true"] if envoy_mode == "assisted" else []),
             *extra_args,
         ]
         full_env = dict(os.environ)

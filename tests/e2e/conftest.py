@@ -102,10 +102,14 @@ def envoy_options(mode: str, socket: str, upstream_port: int) -> ec.Options:
 
 @contextmanager
 def running_stack(
-    mode: str, receiver: Receiver, replay: HttpServer, workdir: Path
+    mode: str,
+    receiver: Receiver,
+    replay: HttpServer,
+    workdir: Path,
+    llmtap_args: tuple[str, ...] = (),
 ) -> Iterator[Stack]:
     socket = f"unix:{workdir / 'llmtap.sock'}"
-    llmtap = Llmtap(socket, receiver.endpoint, workdir, mode)
+    llmtap = Llmtap(socket, receiver.endpoint, workdir, mode, llmtap_args)
     envoy = Envoy(envoy_options(mode, socket, replay.port), workdir)
     try:
         llmtap.start()
