@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 from llmtap.ext import CallRecord, EnvoyTokenUsage, RequestInfo, inspect_exchange, recognise
 from llmtap.ext import cost as cost_mod
 
+# Every test here runs on both core twins (tests/ext/conftest.py).
+pytestmark = pytest.mark.usefixtures("core_twin")
+
 SSE = {"content-type": "text/event-stream"}
 JSON = {"content-type": "application/json"}
 
@@ -584,7 +587,12 @@ FAMILY_URLS = [
 ]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    # the twin fixture holds no per-example state
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     which=st.sampled_from(FAMILY_URLS),
     status=st.sampled_from([200, 200, 400, 500]),

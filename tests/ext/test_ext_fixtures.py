@@ -173,18 +173,18 @@ def check(ex: Exchange, rec: CallRecord, started: int) -> None:
 
 
 @pytest.mark.parametrize("how", ["whole", "bytes1", "random"])
-def test_plain(exchange: Exchange, how: str) -> None:
+def test_plain(exchange: Exchange, how: str, core_twin: Any) -> None:
     rec, started = replay(exchange, how, compressed=False)
     check(exchange, rec, started)
 
 
 @pytest.mark.parametrize("how", ["whole", "random"])
-def test_compressed(exchange: Exchange, how: str) -> None:
+def test_compressed(exchange: Exchange, how: str, core_twin: Any) -> None:
     rec, started = replay(exchange, how, compressed=True)
     check(exchange, rec, started)
 
 
-def test_splits_agree(exchange: Exchange) -> None:
+def test_splits_agree(exchange: Exchange, core_twin: Any) -> None:
     """The whole record (not only what `expected` names) is independent of chunking."""
     whole, _ = replay(exchange, "whole", compressed=False)
     pieces, _ = replay(exchange, "random", compressed=True)
