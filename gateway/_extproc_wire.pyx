@@ -17,41 +17,6 @@ from libc.stdint cimport uint64_t
 
 from llmtap.gateway.protowire import decode_attributes, decode_metadata
 
-# Declarations live here rather than in a .pxd: setup.py names the extension
-# llmtap.gateway._extproc_wire while the file sits in gateway/, so Cython does not find a
-# sibling .pxd. Nothing cimports them; move them out once setup.py passes an include
-# path that maps llmtap/gateway to gateway/.
-cdef enum WireType:
-    VARINT = 0
-    I64 = 1
-    LEN = 2
-    I32 = 5
-
-
-# Why a decode failed; turned into the same message as the pure twin's WireError only
-# once, on the cold path, after the C loop returned.
-cdef enum WireErr:
-    ERR_NONE = 0
-    ERR_VARINT_TRUNCATED
-    ERR_VARINT_TOO_LONG
-    ERR_FIELD_ZERO
-    ERR_LEN_OVERRUN
-    ERR_I64_TRUNCATED
-    ERR_I32_TRUNCATED
-    ERR_WIRE_TYPE
-    ERR_EXPECTED_LEN
-    ERR_EXPECTED_VARINT
-
-
-cdef struct Cursor:
-    const unsigned char* buf
-    Py_ssize_t end          # end of the whole message: offsets are absolute
-    WireErr err
-    Py_ssize_t err_at
-    uint64_t err_field
-    uint64_t err_a          # wire type, or length
-    Py_ssize_t err_left
-
 cdef object _decode_metadata = decode_metadata
 cdef object _decode_attributes = decode_attributes
 
@@ -205,16 +170,6 @@ cdef inline bint _has_upper(const unsigned char* p, Py_ssize_t n) noexcept nogil
 @cython.freelist(8)
 cdef class ProcessingRequest:
     """One decoded ProcessingRequest (see ``extproc_wire.ProcessingRequest``)."""
-
-    cdef readonly int kind
-    cdef readonly object headers
-    cdef readonly object body
-    cdef readonly bint end_of_stream
-    cdef readonly bint observability_mode
-    cdef readonly int request_body_mode
-    cdef readonly int response_body_mode
-    cdef readonly object error
-    cdef object _buf
 
     def __cinit__(self):
         self.kind = 0
