@@ -217,6 +217,7 @@ class Family:
     scans: ClassVar[bool] = True
 
     _compiled: tuple[Any, tuple[str, ...], tuple[int, ...]] | None = None
+    _markers: tuple[str, ...] | None = None
 
     # -- recognition -----------------------------------------------------------
 
@@ -295,9 +296,10 @@ class Family:
         return min(idx) if idx else None
 
     def marker_slots(self) -> tuple[str, ...]:
-        m = self.markers
+        m = self._markers
         if m is None:
-            m = self.markers = tuple(slot for slot, _ in self.outputs)
+            m = self.markers if self.markers is not None else tuple(s for s, _ in self.outputs)
+            self._markers = m
         return m
 
     # -- errors ----------------------------------------------------------------
