@@ -325,21 +325,21 @@ class SpanExporter(_Queue):
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
-            if len(self._q) < self._batch and not self._closing and not self._flushes:
+            if not self._q and self._closing:
+                return
+            urgent = self._closing or self._flushes
+            if not self._q or (len(self._q) < self._batch and not urgent):
+                # Sleep until a batch fills up, a flush/shutdown asks, or the delay ends.
                 self._wake.clear()
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._delay)
-            while self._q:
+            if self._q:
                 batch = self._take()
                 self._sending += 1
                 try:
                     await self._send(batch)
                 finally:
                     self._sending -= 1
-                if len(self._q) < self._batch and not (self._closing or self._flushes):
-                    break
-            if self._closing and not self._q:
-                return
 
     def _take(self) -> list[bytes]:
         q = self._q
@@ -364,47 +364,16 @@ class SpanExporter(_Queue):
         loop = asyncio.get_running_loop()
         request = self.encoder.request(batch)
         start = loop.time()
-        deadline = start + self._export_timeout
-        backoff = self._backoff
+        try:
+            reply, error = await self._deliver(request, start + self._export_timeout)
+        except asyncio.CancelledError:
+            self._drop(len(batch), "shutdown")
+            raise
         outcome = "ok"
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                reply = await self._call(
-                    request,
-                    timeout=min(self._call_timeout, remaining),
-                    metadata=self._metadata,
-                )
-            except grpc.aio.AioRpcError as e:
-                code = e.code()
-                if code in _RETRYABLE:
-                    delay = retry_delay(e.trailing_metadata())
-                    if delay is None:
-                        delay = backoff * random.uniform(0.5, 1.0)
-                        backoff = min(backoff * 2, self._max_backoff)
-                    if loop.time() + delay < deadline and not self._closing:
-                        await asyncio.sleep(delay)
-                        continue
-                    if self._closing and loop.time() + delay < deadline:
-                        # Shutting down: one more quick try, no long backoff.
-                        await asyncio.sleep(min(delay, 0.1))
-                        continue
-                outcome = "failed"
-                self._failed(len(batch), f"{code.name}: {e.details()}")
-                break
-            except TimeoutError:
-                outcome = "failed"
-                self._failed(len(batch), "export timeout")
-                break
-            except asyncio.CancelledError:
-                self._drop(len(batch), "shutdown")
-                raise
-            except Exception as e:  # never let an export bug kill the task
-                outcome = "failed"
-                self._failed(len(batch), repr(e))
-                break
+        if error is not None:
+            outcome = "failed"
+            self._failed(len(batch), error)
+        else:
             rejected, message = rejected_spans(reply or b"")
             accepted = max(0, len(batch) - rejected)
             self.exported += accepted
@@ -414,9 +383,38 @@ class SpanExporter(_Queue):
                 outcome = "partial"
                 self._drop(rejected, "rejected")
                 self._warn(f"receiver rejected {rejected} spans: {message}")
-            break
         if self.metrics is not None:
             self.metrics.export_duration(loop.time() - start, outcome)
+
+    async def _deliver(self, request: bytes, deadline: float) -> tuple[bytes | None, str | None]:
+        """Send with retries until ``deadline``: ``(reply, None)`` or ``(None, error)``."""
+        loop = asyncio.get_running_loop()
+        backoff = self._backoff
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None, "export timeout"
+            try:
+                reply = await self._call(
+                    request, timeout=min(self._call_timeout, remaining), metadata=self._metadata
+                )
+                return reply, None
+            except grpc.aio.AioRpcError as e:
+                code = e.code()
+                error = f"{code.name}: {e.details()}"
+                if code not in _RETRYABLE:
+                    return None, error
+                delay = retry_delay(e.trailing_metadata())
+                if delay is None:
+                    delay = backoff * random.uniform(0.5, 1.0)
+                    backoff = min(backoff * 2, self._max_backoff)
+                if self._closing:
+                    delay = min(delay, 0.1)  # shutting down: quick retries, no long backoff
+                if loop.time() + delay >= deadline:
+                    return None, error
+            except Exception as e:  # never let an export bug kill the task
+                return None, repr(e)
+            await asyncio.sleep(delay)
 
     def _failed(self, n: int, why: str) -> None:
         self._drop(n, "export_failed")
