@@ -302,7 +302,8 @@ class Exchange:
                 error_type = etype or event or "stream_error"
                 abnormal = True
             reason = cut_short
-            if reason is None and ss is not None and self._body_incomplete(s):
+            # An in-stream error is how the provider ended the stream: not a cut.
+            if reason is None and not abnormal and ss is not None and self._body_incomplete(s):
                 reason = "incomplete"
             if reason is not None:
                 abnormal = True

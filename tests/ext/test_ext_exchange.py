@@ -152,6 +152,7 @@ def test_anthropic_error_event_inside_a_200_stream() -> None:
     assert rec.error_type == "overloaded_error"
     assert rec.status == ("ERROR", "Overloaded")
     assert rec.finish_reasons == ["error"]
+    assert rec.cut_short is None  # the provider ended the stream
     assert rec.response_id == "msg_1" and rec.input_tokens == 5
 
 
