@@ -26,15 +26,15 @@ ERROR_TYPE = ("error.type",)
 
 BAR = 24
 _COLUMNS = (
-    ("span", 30, "<"),
+    ("span", 28, "<"),
     ("provider", 12, "<"),
-    ("model", 24, "<"),
+    ("model", 22, "<"),
     ("in", 6, ">"),
     ("out", 6, ">"),
     ("ttft", 7, ">"),
     ("dur", 7, ">"),
     ("cost", 10, ">"),
-    ("status", 8, "<"),
+    ("status", 12, "<"),
 )
 
 _RED, _DIM, _BOLD, _RESET = "\033[31m", "\033[2m", "\033[1m", "\033[0m"
@@ -61,6 +61,8 @@ def fmt_cost(usd: Any) -> str:
         return "$0"
     if usd >= 0.01:
         return f"${usd:.2f}"
+    if usd < 0.000001:
+        return "<$0.000001"
     return f"${usd:.6f}".rstrip("0")
 
 

@@ -136,7 +136,7 @@ def test_render_trace_rows_and_bars() -> None:
     # TTFT is the first half of a 1 s call that spans the first half of the axis.
     assert cells[-1] == "░" * 6 + "█" * 6
     assert second.startswith("└─ chat mistral-small")
-    assert "rate_li…" in second
+    assert "rate_limit_…" in second
     assert second.endswith(" " * 18 + "█" * 6)
 
 
@@ -153,6 +153,7 @@ def test_formatting() -> None:
     assert fmt_cost(0) == "$0"
     assert fmt_cost(1.5) == "$1.50"
     assert fmt_cost(0.00012) == "$0.00012"
+    assert fmt_cost(0.00000018) == "<$0.000001"
 
 
 def test_waterfall_prints_a_trace_once_it_went_quiet() -> None:
