@@ -16,6 +16,7 @@ from .framing import (
 )
 from .paths import PathSet
 from .scanner import JsonScanner
+from .stream import StreamScanner
 
 __all__ = [
     "Decompressor",
@@ -28,4 +29,5 @@ __all__ = [
     "PathSet",
     "SSEEvent",
     "SSEFramer",
+    "StreamScanner",
 ]

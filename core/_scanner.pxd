@@ -20,6 +20,25 @@ cdef enum:
     V_TRUE = 4
     V_FALSE = 5
 
+    # lexical states (core/scanner.py S_*)
+    S_VALUE = 0
+    S_ARR_FIRST = 1
+    S_OBJ_FIRST = 2
+    S_KEY = 3
+    S_COLON = 4
+    S_AFTER = 5
+    S_END = 6
+    S_ERROR = 7
+    S_SKIP = 8
+    S_STR = 9
+    S_ESC = 10
+    S_HEX = 11
+    S_SURR = 12
+    S_SURR_U = 13
+    S_UTF8 = 14
+    S_NUM = 15
+    S_LIT = 16
+
     # error codes (core/scanner.py E_*)
     E_BYTE = 1
     E_TRAILING = 2
@@ -105,6 +124,7 @@ cdef class JsonScanner:
         unsigned char* types    # container type per open level
         int* cnodes             # trie node per open level (-1: inactive)
         Py_ssize_t depth
+        Py_ssize_t stack_cap
         int vnode               # node of the value about to start
         int knode               # object node whose key is being read
         int snode               # node of the string/number/literal in progress
@@ -140,6 +160,8 @@ cdef class JsonScanner:
         Py_ssize_t* gseen       # per group: elements seen in the current array
 
     # used by the StreamScanner
+    cdef int setup(self, object paths, Py_ssize_t max_str, Py_ssize_t max_depth,
+                   Py_ssize_t max_items) except -1
     cdef void clear(self) noexcept
     cdef void clear_slots(self) noexcept
     cdef Py_ssize_t scan(self, const unsigned char* p, Py_ssize_t pos, Py_ssize_t n) except -2
@@ -159,7 +181,8 @@ cdef class JsonScanner:
     cdef Py_ssize_t fail(self, int code, int byte, Py_ssize_t pos) noexcept
     cdef void complete(self) noexcept
     cdef int buf_add(self, const unsigned char* s, Py_ssize_t n) except -1
-    cdef bint push(self, int ctype, int node, int c, Py_ssize_t pos) noexcept
+    cdef bint push(self, int ctype, int node, int c, Py_ssize_t pos) except -1
+    cdef int grow_stack(self) except -1
     cdef Py_ssize_t close(self, int ctype, int c, Py_ssize_t pos) noexcept
     cdef Py_ssize_t cap(self, Py_ssize_t pos) noexcept
     cdef int key_add(self, const unsigned char* s, Py_ssize_t n) except -1

@@ -50,49 +50,84 @@ cdef extern from *:
         return n;
     }
 
-    /* End of a plain integer (-?[0-9]+) at p[i] followed, inside the chunk, by a byte
+    /* End of a complete JSON number at p[i] followed, inside the chunk, by a byte
        that may follow a value; 0 if it is anything else (the caller takes the
        general path, which also reports errors). */
-    static inline Py_ssize_t llmtap_skip_int(const unsigned char* p, Py_ssize_t i,
-                                             Py_ssize_t n) {
-        Py_ssize_t j = i + (p[i] == 0x2D);
-        Py_ssize_t d = j;
-        while (j < n && p[j] >= 0x30 && p[j] <= 0x39) j++;
-        if (j == d || j >= n || (p[d] == 0x30 && j - d > 1)) return 0;
+    static inline Py_ssize_t llmtap_skip_number(const unsigned char* p, Py_ssize_t i,
+                                                Py_ssize_t n) {
+        Py_ssize_t j = i + (p[i] == 0x2D), d;
+        #define LLMTAP_DIGIT(k) ((k) < n && p[k] >= 0x30 && p[k] <= 0x39)
+        d = j;
+        while (LLMTAP_DIGIT(j)) j++;
+        if (j == d || (p[d] == 0x30 && j - d > 1)) return 0;
+        if (j < n && p[j] == 0x2E) {
+            d = ++j;
+            while (LLMTAP_DIGIT(j)) j++;
+            if (j == d) return 0;
+        }
+        if (j < n && (p[j] == 0x65 || p[j] == 0x45)) {
+            j++;
+            if (j < n && (p[j] == 0x2B || p[j] == 0x2D)) j++;
+            d = j;
+            while (LLMTAP_DIGIT(j)) j++;
+            if (j == d) return 0;
+        }
+        #undef LLMTAP_DIGIT
+        if (j >= n) return 0;
         switch (p[j]) {
         case 0x2C: case 0x5D: case 0x7D: case 0x20: case 0x0A: case 0x0D: case 0x09:
             return j;
         }
         return 0;
     }
+
+    /* First index at or after i whose byte needs attention inside a decoded string
+       (quote, backslash, control, non-ASCII), or n. */
+    static inline Py_ssize_t llmtap_plain_end(const unsigned char* p, Py_ssize_t i,
+                                              Py_ssize_t n) {
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        while (i + 8 <= n) {
+            uint64_t v, q, b, hit;
+            memcpy(&v, p + i, 8);
+            q = v ^ 0x2222222222222222ULL;
+            b = v ^ 0x5C5C5C5C5C5C5C5CULL;
+            hit = (v | ((q - ones) & ~q) | ((b - ones) & ~b) | (v - 0x2020202020202020ULL)) & highs;
+            /* (v - 0x20..) sets the high bit of a byte < 0x20 (or below such a byte's
+               borrow); v itself flags bytes >= 0x80: the lowest flag is exact. */
+            if (hit) return i + (__builtin_ctzll(hit) >> 3);
+            i += 8;
+        }
+    #endif
+        while (i < n && p[i] >= 0x20 && p[i] < 0x80 && p[i] != 0x22 && p[i] != 0x5C) i++;
+        return i;
+    }
+
+    /* Equal byte strings of length n (short keys: no libc call). */
+    static inline int llmtap_eq(const unsigned char* a, const unsigned char* b, Py_ssize_t n) {
+        uint64_t x, y;
+        while (n >= 8) {
+            memcpy(&x, a, 8); memcpy(&y, b, 8);
+            if (x != y) return 0;
+            a += 8; b += 8; n -= 8;
+        }
+        while (n--) if (*a++ != *b++) return 0;
+        return 1;
+    }
     """
     Py_ssize_t _skip_to_quote "llmtap_skip_to_quote" (const unsigned char* p, Py_ssize_t i,
                                                        Py_ssize_t n) noexcept nogil
-    Py_ssize_t _skip_int "llmtap_skip_int" (const unsigned char* p, Py_ssize_t i,
-                                             Py_ssize_t n) noexcept nogil
+    Py_ssize_t _skip_number "llmtap_skip_number" (const unsigned char* p, Py_ssize_t i,
+                                                   Py_ssize_t n) noexcept nogil
+    Py_ssize_t _plain_end "llmtap_plain_end" (const unsigned char* p, Py_ssize_t i,
+                                               Py_ssize_t n) noexcept nogil
+    bint _eq "llmtap_eq" (const unsigned char* a, const unsigned char* b,
+                          Py_ssize_t n) noexcept nogil
 
 
 cdef enum:
     NUM_MAX = 256
-
-    # lexical states (core/scanner.py S_*)
-    S_VALUE = 0
-    S_ARR_FIRST = 1
-    S_OBJ_FIRST = 2
-    S_KEY = 3
-    S_COLON = 4
-    S_AFTER = 5
-    S_END = 6
-    S_ERROR = 7
-    S_SKIP = 8
-    S_STR = 9
-    S_ESC = 10
-    S_HEX = 11
-    S_SURR = 12
-    S_SURR_U = 13
-    S_UTF8 = 14
-    S_NUM = 15
-    S_LIT = 16
+    SHORT = 64      # strings searched word by word before memchr takes over
 
     N_MINUS = 0
     N_ZERO = 1
@@ -119,7 +154,6 @@ cdef enum:
 
 # Byte classes, filled once at import.
 cdef unsigned char WS[256]
-cdef unsigned char PLAIN[256]     # string bytes that need no attention
 cdef unsigned char DIGIT[256]
 cdef signed char HEXV[256]
 cdef unsigned char ESCAPED[256]   # \x -> byte, 0 if not an escape letter
@@ -130,7 +164,6 @@ cdef void _init_tables() noexcept:
     cdef int c
     for c in range(256):
         WS[c] = c == 0x20 or c == 0x09 or c == 0x0A or c == 0x0D
-        PLAIN[c] = 0x20 <= c < 0x80 and c != 0x22 and c != 0x5C
         DIGIT[c] = 0x30 <= c <= 0x39
         HEXV[c] = -1
         ESCAPED[c] = 0
@@ -332,7 +365,7 @@ cdef class Trie:
         cdef int i = self.kfirst[node]
         cdef int e = i + self.kcount[node]
         while i < e:
-            if self.klen[i] == n and memcmp(self.kptr[i], k, n) == 0:
+            if self.klen[i] == n and _eq(self.kptr[i], k, n):
                 return self.kchild[i]
             i += 1
         return -1
@@ -388,6 +421,11 @@ cdef class JsonScanner:
 
     def __init__(self, paths, *, Py_ssize_t max_str=4096, Py_ssize_t max_depth=512,
                  Py_ssize_t max_items=256):
+        self.setup(paths, max_str, max_depth, max_items)
+
+    cdef int setup(self, object paths, Py_ssize_t max_str, Py_ssize_t max_depth,
+                   Py_ssize_t max_items) except -1:
+        """__init__ without the Python call (the StreamScanner makes one per response)."""
         if not isinstance(paths, PathSet):
             raise TypeError(f"paths must be a PathSet, got {type(paths).__name__}")
         if max_str < 0 or max_depth < 1 or max_items < 0:
@@ -400,8 +438,10 @@ cdef class JsonScanner:
         self.max_items = max_items
         self.trie = _trie(paths)
         cdef Trie t = self.trie
-        self.types = <unsigned char*>_alloc(max_depth, 1)
-        self.cnodes = <int*>_alloc(max_depth, sizeof(int))
+        # the nesting stack grows on demand up to max_depth
+        self.stack_cap = 16 if max_depth > 16 else max_depth
+        self.types = <unsigned char*>_alloc(self.stack_cap, 1)
+        self.cnodes = <int*>_alloc(self.stack_cap, sizeof(int))
         self.bcap = 64
         self.buf = <char*>_alloc(self.bcap, 1)
         self.slots = <Slot*>_alloc(t.nslots, sizeof(Slot))
@@ -412,6 +452,7 @@ cdef class JsonScanner:
             self.slots[s].group = t.slotgroup[s]
         self.docs = False
         self.clear()
+        return 0
 
     def __dealloc__(self):
         cdef Py_ssize_t s, i
@@ -641,14 +682,32 @@ cdef class JsonScanner:
         self.blen += n
         return 0
 
-    cdef bint push(self, int ctype, int node, int c, Py_ssize_t pos) noexcept:
-        if self.depth >= self.max_depth:
-            self.fail(E_DEPTH, c, pos)
-            return False
+    cdef bint push(self, int ctype, int node, int c, Py_ssize_t pos) except -1:
+        if self.depth >= self.stack_cap:
+            if self.depth >= self.max_depth:
+                self.fail(E_DEPTH, c, pos)
+                return False
+            self.grow_stack()
         self.types[self.depth] = ctype
         self.cnodes[self.depth] = node
         self.depth += 1
         return True
+
+    cdef int grow_stack(self) except -1:
+        cdef Py_ssize_t cap = 2 * self.stack_cap
+        cdef void* p
+        if cap > self.max_depth:
+            cap = self.max_depth
+        p = PyMem_Realloc(self.types, cap)
+        if p == NULL:
+            raise MemoryError()
+        self.types = <unsigned char*>p
+        p = PyMem_Realloc(self.cnodes, cap * sizeof(int))
+        if p == NULL:
+            raise MemoryError()
+        self.cnodes = <int*>p
+        self.stack_cap = cap
+        return 0
 
     cdef Py_ssize_t close(self, int ctype, int c, Py_ssize_t pos) noexcept:
         if self.types[self.depth - 1] != ctype:
@@ -805,12 +864,10 @@ cdef class JsonScanner:
             self.capped = False
             if node >= 0 and t.vcount[node]:
                 # whole plain string inside this chunk: no copy through `buf`
-                i = pos + 1
                 lim = pos + 1 + self.max_str
                 if lim > n:
                     lim = n
-                while i < lim and PLAIN[p[i]]:
-                    i += 1
+                i = _plain_end(p, pos + 1, lim)
                 if i < n and p[i] == 0x22:
                     self.put_str(node, <const char*>p + pos + 1, i - pos - 1)
                     if i > pos + 1:
@@ -892,9 +949,7 @@ cdef class JsonScanner:
             self.present(node)
         if node >= 0 and t.kcount[node]:
             # whole plain key inside this chunk: match it in place
-            i = pos + 1
-            while i < n and PLAIN[p[i]]:
-                i += 1
+            i = _plain_end(p, pos + 1, n)
             if i < n and p[i] == 0x22:
                 self.vnode = t.match(node, p + pos + 1, i - pos - 1)
                 self.state = S_COLON
@@ -921,6 +976,13 @@ cdef class JsonScanner:
             self.esc = False
             self.any = True
             return pos + 1
+        # short strings end within a few words; long ones are left to memchr
+        stop = _skip_to_quote(p, pos, n if n - pos < SHORT else pos + SHORT)
+        if stop < n and (n - pos < SHORT or stop < pos + SHORT):
+            if stop > pos:
+                self.any = True
+            self.end_string()
+            return stop + 1
         q = <const unsigned char*>memchr(p + pos, 0x22, n - pos)
         stop = n if q == NULL else q - p
         k = stop - 1
@@ -944,9 +1006,7 @@ cdef class JsonScanner:
         cdef int need, lo, hi
         cdef bint key = self.kind == K_KEY
         while pos < n:
-            i = pos
-            while i < n and PLAIN[p[i]]:
-                i += 1
+            i = _plain_end(p, pos, n)
             if i > pos:
                 run = i - pos
                 if not key:
@@ -1150,14 +1210,28 @@ cdef class JsonScanner:
                         self.ready = True
                     continue
             elif st == S_KEY or st == S_OBJ_FIRST:
-                if c == 0x22 and self.cnodes[self.depth - 1] < 0:
-                    # a key of an object off every path: skip it in place
-                    q = _skip_to_quote(p, pos + 1, n)
-                    if q < n:
-                        pos = q + 1
-                        self.vnode = -1
-                        st = S_COLON
-                        continue
+                if c == 0x22:
+                    node = self.cnodes[self.depth - 1]
+                    if node < 0:
+                        # a key of an object off every path: skip it in place
+                        q = _skip_to_quote(p, pos + 1, n if n - pos <= SHORT else pos + 1 + SHORT)
+                        if q < n and q <= pos + SHORT:
+                            pos = q + 1
+                            self.vnode = -1
+                            st = S_COLON
+                            continue
+                    elif t.kcount[node] and not t.pcount[node]:
+                        # a plain key inside this chunk: match it in place
+                        q = _plain_end(p, pos + 1, n)
+                        if q < n and p[q] == 0x22:
+                            self.vnode = t.match(node, p + pos + 1, q - pos - 1)
+                            pos = q + 1
+                            if pos < n and p[pos] == 0x3A:
+                                pos += 1
+                                st = S_VALUE
+                            else:
+                                st = S_COLON
+                            continue
             elif st == S_COLON:
                 if c == 0x3A:
                     pos += 1
@@ -1173,13 +1247,13 @@ cdef class JsonScanner:
                 if node < 0 and not (c == 0x5D and st == S_ARR_FIRST):
                     # a value off every path: skip the common shapes in place
                     if c == 0x22:
-                        q = _skip_to_quote(p, pos + 1, n)
-                        if q < n:
+                        q = _skip_to_quote(p, pos + 1, n if n - pos <= SHORT else pos + 1 + SHORT)
+                        if q < n and q <= pos + SHORT:
                             pos = q + 1
                             st = S_AFTER
                             continue
                     elif c == 0x7B or c == 0x5B:
-                        if self.depth < self.max_depth:
+                        if self.depth < self.stack_cap:
                             self.types[self.depth] = OBJ if c == 0x7B else ARR
                             self.cnodes[self.depth] = -1
                             self.depth += 1
@@ -1191,14 +1265,16 @@ cdef class JsonScanner:
                         st = S_AFTER
                         continue
                     elif DIGIT[c] or c == 0x2D:
-                        q = _skip_int(p, pos, n)
+                        q = _skip_number(p, pos, n)
                         if q > 0:
                             pos = q
                             st = S_AFTER
                             continue
             # everything else: out of line
             self.state = st
-            if st <= S_END:
+            if st == S_VALUE:
+                pos = self.start_value(p, pos, n)
+            elif st <= S_END:
                 pos = self.structure(p, pos, n)
             elif st == S_SKIP:
                 pos = self.skip_string(p, pos, n)

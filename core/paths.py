@@ -90,7 +90,17 @@ class PathSet:
     ('model', 'finish')
     """
 
-    __slots__ = ("_native", "group_slots", "groups", "kinds", "names", "nodes", "root", "specs")
+    __slots__ = (
+        "_folds",
+        "_native",
+        "group_slots",
+        "groups",
+        "kinds",
+        "names",
+        "nodes",
+        "root",
+        "specs",
+    )
 
     def __init__(self, paths: Mapping[str, str]) -> None:
         if not isinstance(paths, Mapping):
@@ -134,6 +144,7 @@ class PathSet:
         self.groups: tuple[int, ...] = tuple(groups)
         self.group_slots: tuple[tuple[int, ...], ...] = tuple(tuple(g) for g in group_slots)
         self._native: Any = None  # the compiled twin's flattened trie, built on first use
+        self._folds: dict[Any, Any] = {}  # parsed StreamScanner fold specs (core/stream.py)
 
     def _new(self) -> Node:
         node = Node(len(self.nodes))
