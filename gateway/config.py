@@ -99,8 +99,9 @@ class ServerSettings(_Section):
     max_request_body: Positive = 8 * MiB
     #: Envoy's ai_protocol_manager publishes TokenUsage on synthesized trailers.
     envoy_token_usage: bool = False
-    #: With ``envoy_token_usage``: still stream sampled bodies (TTFT, finish reasons).
-    stream_sampled: bool = True
+    #: With ``envoy_token_usage``: also stream the bodies of sampled exchanges Envoy
+    #: extracts usage from (TTFT, finish reasons, ids). Off: Envoy 1.40 stalls those.
+    stream_sampled_bodies: bool = False
     token_usage_namespace: str = "envoy.ai.token_usage"
     #: Dynamic metadata namespace llmtap writes (token counts); "" disables it.
     metadata_namespace: str = "llmtap"
