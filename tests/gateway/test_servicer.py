@@ -295,8 +295,7 @@ def exchange_for_failures():
         e
         for e in EXCHANGES
         if e.id == "openai_chat_completions/stream_basic"
-        or (e.shape == "openai_chat_completions"
-        and e.meta.get("streaming"))
+        or (e.shape == "openai_chat_completions" and e.meta.get("streaming"))
     )
 
 
