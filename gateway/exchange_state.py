@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from llmtap.ext import EnvoyTokenUsage, RequestInfo
 from llmtap.gateway import extproc_wire as wire
 from llmtap.gateway import modes
 from llmtap.gateway.extproc_wire import HeaderMutation, ProcessingMode
@@ -403,30 +404,39 @@ class ExchangeState:
             except Exception:
                 self._ext_failed()
 
-    def _request_info(self, req: Any, headers: dict[str, str]) -> Any:
-        from llmtap.ext.request import RequestInfo
-
-        hint = None
-        ns = self._opts.hint_namespace
-        if ns:
-            try:
-                value = req.metadata().filter_metadata.get(ns, {}).get("provider")
-                hint = value if isinstance(value, str) and value else None
-            except WireError:
-                self._count("wire")
+    def _request_info(self, req: Any, headers: dict[str, str]) -> RequestInfo:
         return RequestInfo(
             method=headers.get(":method", ""),
             authority=headers.get(":authority") or headers.get("host", ""),
             path=self._path,
             headers={k: v for k, v in headers.items() if not k.startswith(":")},
             scheme=headers.get(":scheme", "https"),
-            hint=hint,
+            hint=self._hint(req),
         )
 
-    @staticmethod
-    def _envoy_usage(u: TokenUsage) -> Any:
-        from llmtap.ext.record import EnvoyTokenUsage
+    def _hint(self, req: Any) -> str | None:
+        """A provider named by Envoy: dynamic metadata ``<hint_namespace>.provider``
+        (forwarded with ``metadata_options.forwarding_namespaces.untyped``), else an
+        attribute ``<hint_namespace>.provider`` (e.g. mapped with a CEL expression over
+        route or cluster metadata)."""
+        ns = self._opts.hint_namespace
+        if not ns:
+            return None
+        try:
+            value = req.metadata().filter_metadata.get(ns, {}).get("provider")
+            if not (isinstance(value, str) and value):
+                name = f"{ns}.provider"
+                for attrs in req.attributes().values():
+                    value = attrs.get(name)
+                    if isinstance(value, str) and value:
+                        break
+        except WireError:
+            self._count("wire")
+            return None
+        return value if isinstance(value, str) and value else None
 
+    @staticmethod
+    def _envoy_usage(u: TokenUsage) -> EnvoyTokenUsage:
         if u.extraction_status == 3:  # FAILED: only the model is meaningful
             return EnvoyTokenUsage(model=u.model or None)
         return EnvoyTokenUsage(

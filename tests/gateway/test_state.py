@@ -265,6 +265,18 @@ def test_provider_hint_from_dynamic_metadata() -> None:
     )
 
 
+def test_provider_hint_from_attributes() -> None:
+    state, _, ext = make()
+    r = pb().ep.ProcessingRequest()
+    r.request_headers.headers.headers.add(key=":path", raw_value=b"/v1/chat/completions")
+    r.attributes["envoy.filters.http.ext_proc"].update({"llmtap.provider": "mistral"})
+    feed(state, r.SerializeToString(), 1)
+    assert ext.exchanges[0].info.hint == "mistral"
+    state, _, ext = make(TransportOptions(hint_namespace=""))
+    feed(state, r.SerializeToString(), 1)
+    assert ext.exchanges[0].info.hint is None
+
+
 def test_last_chunk_is_answered_with_dynamic_metadata_only_when_enabled() -> None:
     for ns in ("llmtap", ""):
         state, _, _ = make(TransportOptions(metadata_namespace=ns))
