@@ -71,6 +71,11 @@ class ExtProcServer:
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             # Without workers, refuse to share the port with a stray second server.
             ("grpc.so_reuseport", 1 if opts.workers > 1 else 0),
+            # Envoy pings its ext_proc connections (connection_keepalive) also while no
+            # stream is open; gRPC's defaults answer pings more often than every 5 min
+            # on an idle connection with GOAWAY (too_many_pings), churning connections.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ]
         server = grpc.aio.server(options=grpc_options)
         server.add_generic_rpc_handlers((self.servicer.handler(),))
