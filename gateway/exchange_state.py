@@ -339,6 +339,8 @@ class ExchangeState:
             return None
         if reason in ("timeout", "shutdown"):
             return reason
+        if reason == "error":  # llmtap's own failure: it just did not see the end
+            return "incomplete"
         # Envoy ended the stream before the exchange ended. In normal mode it waits for
         # every answer, so that is the HTTP stream going away (client gone, upstream
         # reset, local reply); Envoy closes with a half-close *and* a reset, so "eof"
