@@ -45,7 +45,12 @@ CUT_REASONS = ("cancelled", "incomplete", "timeout", "shutdown", "protocol_error
 
 # phases
 _IDLE, _REQUEST, _RESPONSE, _DONE, _LET_GO = range(5)
-_BODY_MODES_THAT_SEND = (modes.STREAMED, modes.BUFFERED, modes.BUFFERED_PARTIAL, 4)
+_BODY_MODES_THAT_SEND = (
+    modes.STREAMED,
+    modes.BUFFERED,
+    modes.BUFFERED_PARTIAL,
+    modes.FULL_DUPLEX_STREAMED,
+)
 
 
 class ExchangeState:
