@@ -102,6 +102,11 @@ def _is_lower_hex(s: str) -> bool:
     return bool(s) and _HEX.issuperset(s)
 
 
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
 def parse_traceparent(value: str | None, tracestate: str | None = None) -> SpanContext | None:
     """Parse a ``traceparent`` header (W3C Trace Context, any version but ``ff``).
 
@@ -111,29 +116,21 @@ def parse_traceparent(value: str | None, tracestate: str | None = None) -> SpanC
     """
     if not value:
         return None
-    value = value.strip()
-    n = len(value)
-    if n < 55 or value[2] != "-" or value[35] != "-" or value[52] != "-":
+    m = _TRACEPARENT.fullmatch(value.strip())
+    if m is None:
         return None
-    version = value[0:2]
-    if not _is_lower_hex(version) or version == "ff":
-        return None
+    version, tid, sid, fl, rest = m.groups()
     # Version 00 is exactly 55 chars; later versions may append "-..." fields.
-    if (version == "00" and n != 55) or (n > 55 and value[55] != "-"):
+    if version == "ff" or (rest is not None and version == "00"):
         return None
-    tid, sid, fl = value[3:35], value[36:52], value[53:55]
-    if not (_is_lower_hex(tid) and _is_lower_hex(sid) and _is_lower_hex(fl)):
-        return None
-    trace_id = bytes.fromhex(tid)
-    span_id = bytes.fromhex(sid)
-    if trace_id == INVALID_TRACE_ID or span_id == INVALID_SPAN_ID:
+    if tid == _ZERO_TRACE or sid == _ZERO_SPAN:
         return None
     flags = int(fl, 16)
     if version == "00":
         # Level 2 defines only the sampled and random bits; others are not ours to keep.
         flags &= FLAG_SAMPLED | FLAG_RANDOM
     ts = normalize_tracestate(tracestate) if tracestate else ""
-    return SpanContext(trace_id, span_id, flags, ts)
+    return SpanContext(bytes.fromhex(tid), bytes.fromhex(sid), flags, ts)
 
 
 def format_traceparent(trace_id: bytes, span_id: bytes, flags: int) -> str:
