@@ -3,7 +3,7 @@
 # the slot values in C. Numbering of states and codes follows core/scanner.py.
 
 cimport cython
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 
 cdef enum:
@@ -65,6 +65,7 @@ ctypedef struct Slot:
     int kind            # SLOT_*
     int group           # SLOT_WILD: its wildcard group
     bint on             # SLOT_PRESENCE: the answer; SLOT_WILD: the list exists
+    bint mark           # written during this document (listed in JsonScanner.touched)
     Py_ssize_t n        # SLOT_WILD: entries in the list
     Py_ssize_t cap      # SLOT_WILD: entries allocated
     Val one             # SLOT_VALUE
@@ -95,6 +96,7 @@ cdef class Trie:
         unsigned char* flags    # per node: F_OBJ / F_ARR (worth descending into)
         const unsigned char** kptr
         Py_ssize_t* klen
+        uint64_t* ksig          # first 8 bytes of the key, zero padded
         int* kchild
         int* slotlist
         int* slotkind       # per slot
@@ -158,6 +160,8 @@ cdef class JsonScanner:
         # slots
         Slot* slots
         Py_ssize_t* gseen       # per group: elements seen in the current array
+        int* touched            # slots written during this document: only they are
+        Py_ssize_t ntouched     # cleared for the next one, and folded by the StreamScanner
 
     # used by the StreamScanner
     cdef int setup(self, object paths, Py_ssize_t max_str, Py_ssize_t max_depth,
@@ -173,6 +177,7 @@ cdef class JsonScanner:
     cdef int put(self, int node, const Val* v) except -1
     cdef int put_kind(self, int node, int kind) except -1
     cdef int put_str(self, int node, const char* s, Py_ssize_t n) except -1
+    cdef void mark(self, int s) noexcept
     cdef void present(self, int node) noexcept
     cdef void group_lists(self, int g, bint on) noexcept
     cdef int new_element(self, int g) except -1

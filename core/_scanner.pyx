@@ -103,6 +103,14 @@ cdef extern from *:
         return i;
     }
 
+    /* The first (up to) 8 bytes of a key as one word, zero padded. */
+    static inline uint64_t llmtap_sig(const unsigned char* k, Py_ssize_t n) {
+        uint64_t v = 0;
+        Py_ssize_t i, m = n < 8 ? n : 8;
+        for (i = 0; i < m; i++) v |= (uint64_t)k[i] << (8 * i);
+        return v;
+    }
+
     /* Equal byte strings of length n (short keys: no libc call). */
     static inline int llmtap_eq(const unsigned char* a, const unsigned char* b, Py_ssize_t n) {
         uint64_t x, y;
@@ -123,6 +131,7 @@ cdef extern from *:
                                                Py_ssize_t n) noexcept nogil
     bint _eq "llmtap_eq" (const unsigned char* a, const unsigned char* b,
                           Py_ssize_t n) noexcept nogil
+    uint64_t _sig "llmtap_sig" (const unsigned char* k, Py_ssize_t n) noexcept nogil
 
 
 cdef enum:
@@ -291,6 +300,7 @@ cdef class Trie:
         self.flags = <unsigned char*>_alloc(nn, 1)
         self.kptr = <const unsigned char**>_alloc(nk, sizeof(void*))
         self.klen = <Py_ssize_t*>_alloc(nk, sizeof(Py_ssize_t))
+        self.ksig = <uint64_t*>_alloc(nk, sizeof(uint64_t))
         self.kchild = <int*>_alloc(nk, sizeof(int))
         self.slotlist = <int*>_alloc(nl, sizeof(int))
         self.slotkind = <int*>_alloc(ns, sizeof(int))
@@ -339,6 +349,7 @@ cdef class Trie:
         cdef const unsigned char* base = <const unsigned char*>PyBytes_AS_STRING(self.keys)
         for i in range(nk):
             self.kptr[i] = base + off
+            self.ksig[i] = _sig(self.kptr[i], self.klen[i])
             off += self.klen[i]
 
     def __dealloc__(self):
@@ -354,6 +365,7 @@ cdef class Trie:
         PyMem_Free(self.flags)
         PyMem_Free(<void*>self.kptr)
         PyMem_Free(self.klen)
+        PyMem_Free(self.ksig)
         PyMem_Free(self.kchild)
         PyMem_Free(self.slotlist)
         PyMem_Free(self.slotkind)
@@ -362,13 +374,20 @@ cdef class Trie:
         PyMem_Free(self.gcount)
 
     cdef int match(self, int node, const unsigned char* k, Py_ssize_t n) noexcept:
-        cdef int i = self.kfirst[node]
-        cdef int e = i + self.kcount[node]
-        while i < e:
-            if self.klen[i] == n and _eq(self.kptr[i], k, n):
-                return self.kchild[i]
-            i += 1
-        return -1
+        return _match(self, node, k, n)
+
+
+cdef inline int _match(Trie t, int node, const unsigned char* k, Py_ssize_t n) noexcept:
+    """Child of `node` by key `k[:n]`, or -1. Keys are few per node: compare lengths
+    and first-8-byte signatures, then the rest."""
+    cdef int i = t.kfirst[node]
+    cdef int e = i + t.kcount[node]
+    cdef uint64_t sig = _sig(k, n)
+    while i < e:
+        if t.klen[i] == n and t.ksig[i] == sig and (n <= 8 or _eq(t.kptr[i] + 8, k + 8, n - 8)):
+            return t.kchild[i]
+        i += 1
+    return -1
 
 
 cdef inline Trie _trie(object paths):
@@ -446,6 +465,8 @@ cdef class JsonScanner:
         self.buf = <char*>_alloc(self.bcap, 1)
         self.slots = <Slot*>_alloc(t.nslots, sizeof(Slot))
         self.gseen = <Py_ssize_t*>_alloc(t.ngroups, sizeof(Py_ssize_t))
+        self.touched = <int*>_alloc(t.nslots, sizeof(int))
+        self.ntouched = 0
         cdef Py_ssize_t s
         for s in range(t.nslots):
             self.slots[s].kind = t.slotkind[s]
@@ -467,6 +488,7 @@ cdef class JsonScanner:
         PyMem_Free(self.cnodes)
         PyMem_Free(self.buf)
         PyMem_Free(self.gseen)
+        PyMem_Free(self.touched)
 
     # -- public API ---------------------------------------------------------------
 
@@ -537,15 +559,17 @@ cdef class JsonScanner:
         self.clear_slots()
 
     cdef void clear_slots(self) noexcept:
-        cdef Py_ssize_t s
+        cdef Py_ssize_t i
         cdef Slot* sl
-        for s in range(self.trie.nslots):
-            sl = &self.slots[s]
+        for i in range(self.ntouched):
+            sl = &self.slots[self.touched[i]]
             sl.on = False
             sl.n = 0
             sl.one.kind = V_NONE
-        for s in range(self.trie.ngroups):
-            self.gseen[s] = 0
+            sl.mark = False
+        self.ntouched = 0
+        for i in range(self.trie.ngroups):
+            self.gseen[i] = 0
 
     cdef object slot_object(self, Py_ssize_t s):
         cdef Slot* sl = &self.slots[s]
@@ -586,6 +610,7 @@ cdef class JsonScanner:
         while k < e:
             dst = self.target(t.slotlist[k])
             if dst != NULL:
+                self.mark(t.slotlist[k])
                 val_set(dst, v)
             k += 1
         return 0
@@ -604,11 +629,18 @@ cdef class JsonScanner:
         v.slen = n
         return self.put(node, &v)
 
+    cdef void mark(self, int s) noexcept:
+        if not self.slots[s].mark:
+            self.slots[s].mark = True
+            self.touched[self.ntouched] = s
+            self.ntouched += 1
+
     cdef void present(self, int node) noexcept:
         cdef Trie t = self.trie
         cdef int k = t.pfirst[node]
         cdef int e = k + t.pcount[node]
         while k < e:
+            self.mark(t.slotlist[k])
             self.slots[t.slotlist[k]].on = True
             k += 1
 
@@ -618,6 +650,7 @@ cdef class JsonScanner:
         cdef int k = t.gfirst[g]
         cdef int e = k + t.gcount[g]
         while k < e:
+            self.mark(t.slotlist[k])
             self.slots[t.slotlist[k]].on = on
             self.slots[t.slotlist[k]].n = 0
             k += 1
@@ -634,6 +667,7 @@ cdef class JsonScanner:
         if self.gseen[g] > self.max_items:
             return 0
         while k < e:
+            self.mark(t.slotlist[k])
             sl = &self.slots[t.slotlist[k]]
             if sl.n == sl.cap:
                 cap = 4 if sl.cap == 0 else 2 * sl.cap
@@ -1191,12 +1225,18 @@ cdef class JsonScanner:
                 while pos < n and WS[p[pos]]:
                     pos += 1
                 continue
+            # The blocks below run in order: one that moves to a later state
+            # falls through with the next byte instead of going round the loop.
             if st == S_AFTER:
                 if c == 0x2C:   # ','
                     pos += 1
                     st = S_VALUE if self.types[self.depth - 1] == ARR else S_KEY
-                    continue
-                if c == 0x5D or c == 0x7D:
+                    if pos == n:
+                        continue
+                    c = p[pos]
+                    if WS[c]:
+                        continue
+                elif c == 0x5D or c == 0x7D:
                     if self.types[self.depth - 1] != (ARR if c == 0x5D else OBJ):
                         self.state = st
                         pos = self.fail(E_BYTE, c, pos)
@@ -1209,35 +1249,40 @@ cdef class JsonScanner:
                     elif self.docs and self.depth == 1:
                         self.ready = True
                     continue
-            elif st == S_KEY or st == S_OBJ_FIRST:
-                if c == 0x22:
-                    node = self.cnodes[self.depth - 1]
-                    if node < 0:
-                        # a key of an object off every path: skip it in place
-                        q = _skip_to_quote(p, pos + 1, n if n - pos <= SHORT else pos + 1 + SHORT)
-                        if q < n and q <= pos + SHORT:
-                            pos = q + 1
-                            self.vnode = -1
-                            st = S_COLON
-                            continue
-                    elif t.kcount[node] and not t.pcount[node]:
-                        # a plain key inside this chunk: match it in place
-                        q = _plain_end(p, pos + 1, n)
-                        if q < n and p[q] == 0x22:
-                            self.vnode = t.match(node, p + pos + 1, q - pos - 1)
-                            pos = q + 1
-                            if pos < n and p[pos] == 0x3A:
-                                pos += 1
-                                st = S_VALUE
-                            else:
-                                st = S_COLON
-                            continue
-            elif st == S_COLON:
-                if c == 0x3A:
-                    pos += 1
-                    st = S_VALUE
+            if (st == S_KEY or st == S_OBJ_FIRST) and c == 0x22:
+                node = self.cnodes[self.depth - 1]
+                q = -1
+                if node < 0:
+                    # a key of an object off every path: skip it in place
+                    q = _skip_to_quote(p, pos + 1, n if n - pos <= SHORT else pos + 1 + SHORT)
+                    if q < n and q <= pos + SHORT:
+                        self.vnode = -1
+                    else:
+                        q = -1
+                elif t.kcount[node] and not t.pcount[node]:
+                    # a plain key inside this chunk: match it in place
+                    q = _plain_end(p, pos + 1, n)
+                    if q < n and p[q] == 0x22:
+                        self.vnode = _match(t, node, p + pos + 1, q - pos - 1)
+                    else:
+                        q = -1
+                if q >= 0:
+                    pos = q + 1
+                    st = S_COLON
+                    if pos == n:
+                        continue
+                    c = p[pos]
+                    if WS[c]:
+                        continue
+            if st == S_COLON and c == 0x3A:
+                pos += 1
+                st = S_VALUE
+                if pos == n:
                     continue
-            elif st == S_VALUE or st == S_ARR_FIRST:
+                c = p[pos]
+                if WS[c]:
+                    continue
+            if st == S_VALUE or st == S_ARR_FIRST:
                 if self.depth and self.types[self.depth - 1] == OBJ:
                     node = self.vnode
                 elif self.depth and self.cnodes[self.depth - 1] < 0:
@@ -1270,6 +1315,11 @@ cdef class JsonScanner:
                             pos = q
                             st = S_AFTER
                             continue
+                elif st == S_VALUE:
+                    self.state = st
+                    pos = self.start_value(p, pos, n)
+                    st = self.state
+                    continue
             # everything else: out of line
             self.state = st
             if st == S_VALUE:

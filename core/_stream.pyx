@@ -463,11 +463,12 @@ cdef class StreamScanner(FrameSink):
 
     cdef int fold(self, Py_ssize_t index) except -1:
         cdef JsonScanner sc = self.sc
-        cdef Py_ssize_t s, i
+        cdef Py_ssize_t s, i, j
         cdef Slot* sl
         cdef Fold* f
         cdef bint good
-        for s in range(self.nslots):
+        for j in range(sc.ntouched):   # an untouched slot is null: nothing to fold
+            s = sc.touched[j]
             sl = &sc.slots[s]
             f = &self.folds[s]
             good = _nonnull(sl)
