@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import random
 import sys
@@ -14,6 +15,11 @@ from typing import Any
 from llmtap import __version__
 
 EXAMPLES = "examples"
+COMMANDS = (
+    ("serve", "llmtap.gateway.server", "run the ext_proc server"),
+    ("envoy-config", "llmtap.gateway.envoy_config", "print an Envoy bootstrap wired to llmtap"),
+    ("demo", "llmtap.gateway.demo.runner", "Envoy + llmtap + providers + a collector, on loopback"),
+)
 
 
 def _split(data: bytes, how: str) -> Iterator[bytes]:
@@ -155,12 +161,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from llmtap.gateway.server import main as serve_main
-
-    return serve_main(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llmtap", description=__doc__)
     p.add_argument("--version", action="version", version=f"llmtap {__version__}")
@@ -189,18 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ins.set_defaults(func=cmd_inspect)
 
-    srv = sub.add_parser("serve", help="run the ext_proc server")
-    try:
-        from llmtap.gateway.server import add_arguments
-    except ImportError:  # the server module is optional while it is being built
-        add_arguments = None
-    if add_arguments is not None:
-        add_arguments(srv)
-    srv.set_defaults(func=cmd_serve)
+    # Each service command owns its flags; import it only when it is the one asked for,
+    # so `llmtap inspect` does not pay for grpc, Envoy or the SDKs.
+    wanted = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    for name, module, help_text in COMMANDS:
+        cmd = sub.add_parser(name, help=help_text)
+        if wanted == name:
+            mod = importlib.import_module(module)
+            mod.add_arguments(cmd)
+            cmd.set_defaults(func=mod.main)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv[1:] = list(argv)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

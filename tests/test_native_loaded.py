@@ -6,7 +6,13 @@ import pytest
 
 from llmtap.core import _env
 
-NATIVE_MODULES = ["llmtap.core._scanner", "llmtap.core._framing", "llmtap.core._stream"]
+NATIVE_MODULES = [
+    "llmtap.core._scanner",
+    "llmtap.core._framing",
+    "llmtap.core._stream",
+    "llmtap.gateway._extproc_wire",
+    "llmtap.gateway._otlp",
+]
 
 
 @pytest.mark.skipif(_env.NO_EXTENSIONS, reason="LLMTAP_NO_EXTENSIONS is set: twins only")
