@@ -47,6 +47,7 @@ class Exchange:
         "_req_done",
         "_route",
         "_scan_error",
+        "_seen",
         "_ss",
         "_started",
         "_status",
@@ -86,6 +87,7 @@ class Exchange:
         self._names: tuple[str, ...] = ()
         self._out: tuple[int, ...] = ()
         self._started = False
+        self._seen = False  # any body message reached us (Envoy may be told to skip bodies)
         self._eos = False
         self._envoy: EnvoyTokenUsage | None = None
         self._scan_error: str | None = None
@@ -212,6 +214,7 @@ class Exchange:
         ss = self._ss
         if ss is None:
             return False
+        self._seen = True
         try:
             dec = self._dec
             if dec is None:
@@ -302,8 +305,15 @@ class Exchange:
                 error_type = etype or event or "stream_error"
                 abnormal = True
             reason = cut_short
-            # An in-stream error is how the provider ended the stream: not a cut.
-            if reason is None and not abnormal and ss is not None and self._body_incomplete(s):
+            # An in-stream error is how the provider ended the stream: not a cut. A body
+            # the gateway chose not to receive (Envoy-assisted mode) gets no verdict.
+            if (
+                reason is None
+                and not abnormal
+                and ss is not None
+                and self._seen
+                and self._body_incomplete(s)
+            ):
                 reason = "incomplete"
             if reason is not None:
                 abnormal = True

@@ -137,6 +137,19 @@ def test_stream_that_stops_without_its_end_is_incomplete() -> None:
     assert rec.error_type == "incomplete"
 
 
+def test_body_never_sent_gets_no_incomplete_verdict() -> None:
+    # Envoy-assisted mode: the gateway told Envoy to skip the body and reads usage
+    # from the synthesized trailers instead; a missing body is not a cut stream.
+    ex = recognise(RequestInfo("POST", "api.openai.com", "/v1/chat/completions", {}, "https"))
+    ex.on_request_body(b'{"model": "gpt-4o", "stream": true}', True)
+    ex.on_response_headers(200, SSE)
+    ex.apply_token_usage(EnvoyTokenUsage(model="gpt-4o-2024", input_tokens=11, output_tokens=7))
+    rec = ex.finish(None)
+    assert rec.error_type is None and rec.cut_short is None
+    assert (rec.input_tokens, rec.output_tokens, rec.response_model) == (11, 7, "gpt-4o-2024")
+    assert rec.status[0] == "UNSET"
+
+
 def test_anthropic_error_event_inside_a_200_stream() -> None:
     body = sse(
         {
