@@ -192,6 +192,16 @@ class ExportSettings(_Section):
         if self.max_export_batch_size > self.max_queue_size:
             raise ValueError("max_export_batch_size must be <= max_queue_size")
 
+    def __repr__(self) -> str:
+        # Exporter headers carry vendor API keys: a logged Settings must not leak them.
+        fields = ", ".join(
+            f"{k}={{{', '.join(f'{h!r}: …' for h in self.headers)}}}"
+            if k == "headers"
+            else f"{k}={getattr(self, k)!r}"
+            for k in self.__struct_fields__
+        )
+        return f"ExportSettings({fields})"
+
 
 class MetricsSettings(_Section):
     prometheus: bool = True

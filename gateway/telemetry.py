@@ -126,9 +126,6 @@ class Decision:
         return f"Decision(sampled={self.sampled}, traceparent={self.traceparent!r})"
 
 
-_UNTRACED = Decision(False, [])
-
-
 def _resource(settings: Settings) -> dict[str, Any]:
     res = settings.resource
     attrs: dict[str, Any] = {
@@ -216,7 +213,7 @@ class Telemetry:
     ) -> Decision:
         """Head decision at request headers: parent context, sampling, headers to inject."""
         if not self._tracing:
-            return _UNTRACED
+            return Decision(False, [])
         parent: SpanContext | None = None
         links: tuple[Link, ...] = ()
         src = self._source

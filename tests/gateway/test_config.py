@@ -259,3 +259,11 @@ def test_transport_reads_the_server_section() -> None:
         type(s.server).__struct_fields__
     )
     assert not missing, f"server settings lack transport options: {missing}"
+
+
+def test_repr_hides_exporter_header_values() -> None:
+    s = load_settings(env={"OTEL_EXPORTER_OTLP_HEADERS": "x-honeycomb-team=s3cret,api-key=k3y"})
+    text = repr(s)
+    assert "s3cret" not in text and "k3y" not in text
+    assert "'x-honeycomb-team': …" in text and "max_queue_size=2048" in text
+    assert s.export.headers["api-key"] == "k3y"
