@@ -379,3 +379,45 @@ def test_end_to_end_to_a_real_receiver_on_uvloop() -> None:
         assert t.metrics.spans_exported_total == 3
 
     uvloop.run(main())
+
+
+def test_otlp_metrics_pushed_when_an_endpoint_is_set() -> None:
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+    from test_metrics import _MetricsReceiver
+
+    rx = _MetricsReceiver()
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(rx, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+
+    async def main() -> None:
+        s = load_settings(
+            env={
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": f"http://127.0.0.1:{port}",
+                "OTEL_METRIC_EXPORT_INTERVAL": "50",
+            },
+            overrides={"metrics.prometheus": False, "export.traces_exporter": "memory"},
+        )
+        t = Telemetry(s)
+        await t.start()
+        end(t, t.begin({}, {}, T0), FakeRecord())
+        await t.shutdown(5)
+
+    try:
+        uvloop.run(main())
+    finally:
+        server.stop(None)
+    assert rx.got.is_set()
+    points = [
+        p
+        for r in rx.requests
+        for sm in r.resource_metrics[0].scope_metrics
+        for m in sm.metrics
+        if m.name == "gen_ai.client.operation.duration"
+        for p in m.histogram.data_points
+    ]
+    assert points and points[-1].count == 1 and points[-1].sum == pytest.approx(2.0)
