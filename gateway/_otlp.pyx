@@ -44,21 +44,6 @@ cdef inline int _varint_size(uint64_t v) noexcept:
 cdef class OtlpEncoder:
     """Encode spans and export requests for one resource and instrumentation scope."""
 
-    # Declared here rather than in a .pxd: setup.py compiles this as
-    # ``llmtap.gateway._otlp`` and Cython looks a .pxd up by that dotted path, which
-    # the root-folder layout does not have, so a .pxd would be silently ignored.
-    cdef:
-        unsigned char* buf       # scratch: one span is written here, then copied out once
-        Py_ssize_t     cap
-        Py_ssize_t     n
-        dict           _keys     # attribute key -> encoded KeyValue.key field, or None (secret)
-        dict           _attrs    # (key, short str value) -> whole Span.attributes field
-        Py_ssize_t     _max_len  # string value cap in characters, -1 = none
-        readonly object max_value_len
-        readonly Py_ssize_t max_attributes
-        readonly bytes resource_field
-        readonly bytes scope_field
-
     def __cinit__(self):
         self.buf = NULL
         self.cap = 0
