@@ -1,0 +1,1 @@
+"""llmtap benchmarks: ``python -m bench`` (load bench) and pytest-benchmark microbenches."""
