@@ -104,8 +104,18 @@ cdef class Trie:
         int* gfirst         # per group: its WILD slots in `slotlist`
         int* gcount
         object keys         # keeps the key bytes alive
+        list pool           # idle JsonScanners of finished StreamScanners, for reuse
 
     cdef int match(self, int node, const unsigned char* k, Py_ssize_t n) noexcept
+
+
+cdef Trie trie_of(object paths)
+cdef JsonScanner new_scanner(object paths, Py_ssize_t max_str, Py_ssize_t max_depth,
+                             Py_ssize_t max_items)
+cdef void park_scanner(JsonScanner sc) noexcept
+
+
+ctypedef void (*attachment_free)(void* p) noexcept
 
 
 @cython.final
@@ -162,6 +172,9 @@ cdef class JsonScanner:
         Py_ssize_t* gseen       # per group: elements seen in the current array
         int* touched            # slots written during this document: only they are
         Py_ssize_t ntouched     # cleared for the next one, and folded by the StreamScanner
+        # state its StreamScanner parks here while the scanner waits in the pool
+        void* attached
+        attachment_free attached_free
 
     # used by the StreamScanner
     cdef int setup(self, object paths, Py_ssize_t max_str, Py_ssize_t max_depth,

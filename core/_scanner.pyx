@@ -122,6 +122,20 @@ cdef extern from *:
         while (n--) if (*a++ != *b++) return 0;
         return 1;
     }
+
+    /* The child of the key k[:n] among keys i..e of a trie node, or -1. Nodes have
+       few keys: one branch per key on length and first-8-byte signature together. */
+    static inline int llmtap_match(const Py_ssize_t* klen, const uint64_t* ksig,
+                                   const unsigned char** kptr, const int* kchild, int i,
+                                   int e, const unsigned char* k, Py_ssize_t n) {
+        uint64_t sig = llmtap_sig(k, n);
+        for (; i < e; i++) {
+            if ((klen[i] == n) & (ksig[i] == sig)) {
+                if (n <= 8 || llmtap_eq(kptr[i] + 8, k + 8, n - 8)) return kchild[i];
+            }
+        }
+        return -1;
+    }
     """
     Py_ssize_t _skip_to_quote "llmtap_skip_to_quote" (const unsigned char* p, Py_ssize_t i,
                                                        Py_ssize_t n) noexcept nogil
@@ -132,6 +146,9 @@ cdef extern from *:
     bint _eq "llmtap_eq" (const unsigned char* a, const unsigned char* b,
                           Py_ssize_t n) noexcept nogil
     uint64_t _sig "llmtap_sig" (const unsigned char* k, Py_ssize_t n) noexcept nogil
+    int _match_keys "llmtap_match" (const Py_ssize_t* klen, const uint64_t* ksig,
+                                    const unsigned char** kptr, const int* kchild, int i,
+                                    int e, const unsigned char* k, Py_ssize_t n) noexcept nogil
 
 
 cdef enum:
@@ -346,6 +363,7 @@ cdef class Trie:
             self.slotkind[s] = paths.kinds[s]
             self.slotgroup[s] = paths.groups[s]
         self.keys = b"".join(keys)
+        self.pool = []
         cdef const unsigned char* base = <const unsigned char*>PyBytes_AS_STRING(self.keys)
         for i in range(nk):
             self.kptr[i] = base + off
@@ -378,16 +396,8 @@ cdef class Trie:
 
 
 cdef inline int _match(Trie t, int node, const unsigned char* k, Py_ssize_t n) noexcept:
-    """Child of `node` by key `k[:n]`, or -1. Keys are few per node: compare lengths
-    and first-8-byte signatures, then the rest."""
-    cdef int i = t.kfirst[node]
-    cdef int e = i + t.kcount[node]
-    cdef uint64_t sig = _sig(k, n)
-    while i < e:
-        if t.klen[i] == n and t.ksig[i] == sig and (n <= 8 or _eq(t.kptr[i] + 8, k + 8, n - 8)):
-            return t.kchild[i]
-        i += 1
-    return -1
+    return _match_keys(t.klen, t.ksig, t.kptr, t.kchild, t.kfirst[node],
+                       t.kfirst[node] + t.kcount[node], k, n)
 
 
 cdef inline Trie _trie(object paths):
@@ -396,6 +406,39 @@ cdef inline Trie _trie(object paths):
         t = Trie(paths)
         paths._native = t
     return <Trie>t
+
+
+cdef Trie trie_of(object paths):
+    return _trie(paths)
+
+
+cdef enum:
+    POOL_MAX = 4    # idle scanners kept per PathSet
+
+
+cdef JsonScanner new_scanner(object paths, Py_ssize_t max_str, Py_ssize_t max_depth,
+                             Py_ssize_t max_items):
+    """A cleared scanner: an idle one from the PathSet's pool (its buffers already
+    grown), else a new one. A StreamScanner is made per response: this keeps that
+    to a few stores instead of a handful of allocations."""
+    cdef Trie t = _trie(paths)
+    cdef JsonScanner sc
+    while t.pool:
+        sc = <JsonScanner>t.pool.pop()
+        if sc.max_str == max_str and sc.max_depth == max_depth and sc.max_items == max_items:
+            sc.docs = False
+            sc.clear()
+            return sc
+    sc = JsonScanner.__new__(JsonScanner)
+    sc.setup(paths, max_str, max_depth, max_items)
+    return sc
+
+
+cdef void park_scanner(JsonScanner sc) noexcept:
+    """Give a scanner back for new_scanner() (dropped if the pool is full)."""
+    cdef Trie t = sc.trie
+    if t is not None and t.pool is not None and len(t.pool) < POOL_MAX:
+        t.pool.append(sc)
 
 
 cdef inline int _utf8_lead(unsigned char c, int* lo, int* hi) noexcept:
@@ -432,6 +475,8 @@ cdef class JsonScanner:
     """
 
     def __cinit__(self):
+        self.attached = NULL
+        self.attached_free = NULL
         self.types = NULL
         self.cnodes = NULL
         self.buf = NULL
@@ -477,6 +522,8 @@ cdef class JsonScanner:
 
     def __dealloc__(self):
         cdef Py_ssize_t s, i
+        if self.attached != NULL and self.attached_free != NULL:
+            self.attached_free(self.attached)
         if self.slots != NULL:
             for s in range(self.trie.nslots):
                 val_free(&self.slots[s].one)
@@ -1220,7 +1267,7 @@ cdef class JsonScanner:
             if self.ready or st == S_ERROR:
                 break
             c = p[pos]
-            if st <= S_END and WS[c]:
+            if c <= 0x20 and st <= S_END and WS[c]:
                 pos += 1
                 while pos < n and WS[p[pos]]:
                     pos += 1

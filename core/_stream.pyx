@@ -38,6 +38,8 @@ from llmtap.core._scanner cimport (
     Slot,
     Trie,
     Val,
+    new_scanner,
+    park_scanner,
     val_equal,
     val_free,
     val_object,
@@ -75,10 +77,41 @@ ctypedef struct Fold:
     bint on             # FOLD_OR: the answer; lists: a list was seen
     Py_ssize_t first    # first_index
     Py_ssize_t n        # entries in `ents` / keys in `keys`
-    Py_ssize_t cap
+    Py_ssize_t ecap     # allocated in `ents`
+    Py_ssize_t kcap     # allocated in `keys` (a pooled Fold may have both)
     Val one             # SLOT_VALUE
     Val* ents           # SLOT_WILD, last/first
     Keyed* keys         # FOLD_KEYED
+
+
+# Fold state parked on a pooled JsonScanner (core/_scanner.pyx new_scanner).
+ctypedef struct FoldSet:
+    Fold* folds
+    Py_ssize_t n
+
+
+cdef void _free_folds(Fold* folds, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t s, i
+    cdef Fold* f
+    for s in range(n):
+        f = &folds[s]
+        val_free(&f.one)
+        if f.ents != NULL:
+            for i in range(f.ecap):
+                val_free(&f.ents[i])
+            PyMem_Free(f.ents)
+        if f.keys != NULL:
+            for i in range(f.kcap):
+                val_free(&f.keys[i].key)
+                val_free(&f.keys[i].val)
+            PyMem_Free(f.keys)
+    PyMem_Free(folds)
+
+
+cdef void _free_foldset(void* p) noexcept:
+    cdef FoldSet* fs = <FoldSet*>p
+    _free_folds(fs.folds, fs.n)
+    PyMem_Free(fs)
 
 
 cdef unsigned char B64[256]   # base64 alphabet value + 1; 0 = not in the alphabet
@@ -144,14 +177,29 @@ cdef object FRAMINGS = None
 cdef object parse_folds = None
 
 
+cdef object _last_paths = None    # the last (paths, folds) parsed, folds copied:
+cdef object _last_folds = None    # most processes build every scanner of a kind from
+cdef object _last_copy = None     # one module-level PathSet and folds dict
+cdef tuple _last_parsed = None
+
+
 cdef tuple _folds(object paths, object folds):
-    """parse_folds() through its cache on the PathSet, without a Python call on a hit."""
+    """parse_folds() through its caches, without a Python call on a hit."""
+    global _last_paths, _last_folds, _last_copy, _last_parsed
+    if paths is _last_paths and folds is _last_folds and (folds is None or folds == _last_copy):
+        return _last_parsed
     cdef dict cache = paths._folds
     try:
         hit = cache.get(tuple(folds.items()) if folds else ())
     except (TypeError, AttributeError):
         hit = None
-    return hit if hit is not None else parse_folds(paths, folds)
+    if hit is None:
+        hit = parse_folds(paths, folds)
+    _last_paths = paths
+    _last_folds = folds
+    _last_copy = dict(folds) if folds else None
+    _last_parsed = hit
+    return hit
 
 
 cdef int _bind_pure() except -1:
@@ -191,15 +239,12 @@ cdef class StreamScanner(FrameSink):
         bint trunc
         bint closed
 
-    def __cinit__(self):
-        self.folds = NULL
-        self.scratch = NULL
-
     def __init__(self, str framing, paths, *, folds=None, b64_field=None, max_frame=None,
                  Py_ssize_t max_str=4096, Py_ssize_t max_depth=512, Py_ssize_t max_items=256):
         cdef tuple codes, keys
         cdef Py_ssize_t s
         cdef Trie t
+        cdef Fold* f
         _bind_pure()
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}; got {framing!r}")
@@ -214,8 +259,7 @@ cdef class StreamScanner(FrameSink):
         self.paths = paths
         self.mode = (<tuple>FRAMINGS).index(framing)
         self.max_items = max_items
-        self.sc = JsonScanner.__new__(JsonScanner)
-        self.sc.setup(paths, max_str, max_depth, max_items)
+        self.sc = new_scanner(paths, max_str, max_depth, max_items)
         t = self.sc.trie
         if self.mode == MODE_SSE:
             self.framer = SSEFramer() if max_frame is None else SSEFramer(max_frame)
@@ -233,10 +277,22 @@ cdef class StreamScanner(FrameSink):
             self.sub.setup(bps, self.framer.max_frame, max_depth, 0)
             self.b64_name = b64_field
         self.nslots = t.nslots
-        self.folds = <Fold*>PyMem_Malloc((self.nslots or 1) * sizeof(Fold))
-        if self.folds == NULL:
-            raise MemoryError()
-        memset(self.folds, 0, (self.nslots or 1) * sizeof(Fold))
+        if self.sc.attached != NULL:
+            # a pooled scanner brings the fold state of its last StreamScanner:
+            # keep the grown buffers, forget the values
+            self.folds = (<FoldSet*>self.sc.attached).folds
+            PyMem_Free(self.sc.attached)
+            self.sc.attached = NULL
+            for s in range(self.nslots):
+                f = &self.folds[s]
+                f.on = False
+                f.n = 0
+                f.one.kind = V_NONE
+        else:
+            self.folds = <Fold*>PyMem_Malloc((self.nslots or 1) * sizeof(Fold))
+            if self.folds == NULL:
+                raise MemoryError()
+            memset(self.folds, 0, (self.nslots or 1) * sizeof(Fold))
         for s in range(self.nslots):
             self.folds[s].code = codes[s]
             self.folds[s].kind = t.slotkind[s]
@@ -244,22 +300,18 @@ cdef class StreamScanner(FrameSink):
             self.folds[s].first = -1
 
     def __dealloc__(self):
-        cdef Py_ssize_t s, i
-        cdef Fold* f
+        cdef FoldSet* fs
+        if self.folds != NULL and self.sc is not None and self.sc.attached == NULL:
+            fs = <FoldSet*>PyMem_Malloc(sizeof(FoldSet))
+            if fs != NULL:
+                fs.folds = self.folds
+                fs.n = self.nslots
+                self.folds = NULL
+                self.sc.attached = fs
+                self.sc.attached_free = _free_foldset
+                park_scanner(self.sc)
         if self.folds != NULL:
-            for s in range(self.nslots):
-                f = &self.folds[s]
-                val_free(&f.one)
-                if f.ents != NULL:
-                    for i in range(f.cap):
-                        val_free(&f.ents[i])
-                    PyMem_Free(f.ents)
-                if f.keys != NULL:
-                    for i in range(f.cap):
-                        val_free(&f.keys[i].key)
-                        val_free(&f.keys[i].val)
-                    PyMem_Free(f.keys)
-            PyMem_Free(self.folds)
+            _free_folds(self.folds, self.nslots)
         PyMem_Free(self.scratch)
 
     # -- public API -----------------------------------------------------------------
@@ -496,9 +548,10 @@ cdef class StreamScanner(FrameSink):
         return 0
 
     cdef int reserve(self, Fold* f, Py_ssize_t n, bint keyed) except -1:
-        cdef Py_ssize_t cap = f.cap
+        cdef Py_ssize_t have = f.kcap if keyed else f.ecap
+        cdef Py_ssize_t cap = have
         cdef void* p
-        if n <= cap:
+        if n <= have:
             return 0
         while cap < n:
             cap = 4 if cap == 0 else 2 * cap
@@ -507,14 +560,15 @@ cdef class StreamScanner(FrameSink):
             if p == NULL:
                 raise MemoryError()
             f.keys = <Keyed*>p
-            memset(f.keys + f.cap, 0, (cap - f.cap) * sizeof(Keyed))
+            memset(f.keys + have, 0, (cap - have) * sizeof(Keyed))
+            f.kcap = cap
         else:
             p = PyMem_Realloc(f.ents, cap * sizeof(Val))
             if p == NULL:
                 raise MemoryError()
             f.ents = <Val*>p
-            memset(f.ents + f.cap, 0, (cap - f.cap) * sizeof(Val))
-        f.cap = cap
+            memset(f.ents + have, 0, (cap - have) * sizeof(Val))
+            f.ecap = cap
         return 0
 
     cdef int fold_keyed(self, Fold* f, Slot* sl, Slot* ks) except -1:

@@ -359,6 +359,26 @@ def test_bad_arguments(StreamScanner: Any) -> None:
         ss.feed("text")
 
 
+def test_reused_scanners_start_clean(StreamScanner: Any) -> None:
+    # the compiled twin recycles the scanner (and fold buffers) of finished streams
+    # per PathSet: whatever the previous one saw must not leak into the next
+    ps = PathSet({"f": "c[*].f", "k": "c[*].k", "m": "m", "p": "?p"})
+    keyed = b'{"c": [{"k": 1, "f": "a"}, {"k": 0, "f": "b"}], "m": "x", "p": 1}\n'
+    for _ in range(3):
+        ss = run(StreamScanner, "ndjson", ps, keyed, folds={"f": ("keyed", "k")})
+        assert ss.values == [["b", "a"], [1, 0], "x", True]
+        del ss
+        ss = run(StreamScanner, "ndjson", ps, b'{"c": [{"f": "z"}]}\n')
+        assert (ss.values, ss.first_index) == ([["z"], [None], None, False], [0, -1, -1, -1])
+        del ss
+        ss = run(StreamScanner, "json_array", ps, b'[{"m": "y"}]', max_str=1)
+        assert (ss.values, ss.docs) == ([None, None, "y", False], 1)
+        del ss
+        ss = run(StreamScanner, "json", ps, b'{"m": "long"}', max_str=2)
+        assert ss.values == [None, None, "lo", False]
+        del ss
+
+
 def test_feed_after_close_is_ignored(StreamScanner: Any) -> None:
     ss = run(StreamScanner, "sse", CHAT, sse(chat_chunk("a")))
     before = state(ss)
