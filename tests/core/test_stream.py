@@ -369,7 +369,7 @@ def test_reused_scanners_start_clean(StreamScanner: Any) -> None:
         assert ss.values == [["b", "a"], [1, 0], "x", True]
         del ss
         ss = run(StreamScanner, "ndjson", ps, b'{"c": [{"f": "z"}]}\n')
-        assert (ss.values, ss.first_index) == ([["z"], [None], None, False], [0, -1, -1, -1])
+        assert (ss.values, ss.first_index) == ([["z"], None, None, False], [0, -1, -1, -1])
         del ss
         ss = run(StreamScanner, "json_array", ps, b'[{"m": "y"}]', max_str=1)
         assert (ss.values, ss.docs) == ([None, None, "y", False], 1)
