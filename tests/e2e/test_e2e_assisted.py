@@ -1,10 +1,12 @@
 """Assisted mode: Envoy's ai_protocol_manager reads the token usage, llmtap gets it with
 the synthesized response trailers and the response body never crosses gRPC.
 
-llmtap runs with ``stream_sampled=false`` so it does not ask for the body of a sampled
-call: the token counts in these spans can only have come from Envoy's TokenUsage
-record. A gzip-encoded response is the exception (Envoy does not read compressed
-bodies), so llmtap asks for that body itself and still gets the counts.
+In this mode llmtap does not ask for the body of a call Envoy reads (Envoy 1.40 stalls
+a response whose body is streamed to ext_proc while ai_protocol_manager synthesizes
+trailers), so the token counts in these spans can only have come from Envoy's
+TokenUsage record, and Envoy's message counter shows the body never crossed gRPC. A
+gzip-encoded response is the exception (Envoy does not read compressed bodies): llmtap
+asks for that body itself and still gets the counts.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ def assisted(
     receiver: Receiver, replay_server: HttpServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("assisted")
-    args = ("--set", "server.stream_sampled=false")
-    with running_stack("assisted", receiver, replay_server, workdir, args) as s:
+    with running_stack("assisted", receiver, replay_server, workdir) as s:
         yield s
 
 
