@@ -103,6 +103,28 @@ cdef extern from *:
         return i;
     }
 
+    /* First non-whitespace index at or after i (or n). Pretty-printed JSON indents
+       with runs of spaces: take those a word at a time. */
+    static inline Py_ssize_t llmtap_skip_ws(const unsigned char* p, Py_ssize_t i,
+                                            Py_ssize_t n) {
+        uint64_t v;
+        unsigned char c;
+        for (;;) {
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            if (i + 8 <= n) {
+                memcpy(&v, p + i, 8);
+                v ^= 0x2020202020202020ULL;   /* spaces become zero bytes */
+                if (!v) { i += 8; continue; }
+                i += __builtin_ctzll(v) >> 3;
+            }
+    #endif
+            if (i >= n) return n;
+            c = p[i];
+            if (c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09) { i++; continue; }
+            return i;
+        }
+    }
+
     /* The first (up to) 8 bytes of a key as one word, zero padded. */
     static inline uint64_t llmtap_sig(const unsigned char* k, Py_ssize_t n) {
         uint64_t v = 0;
@@ -146,6 +168,8 @@ cdef extern from *:
     bint _eq "llmtap_eq" (const unsigned char* a, const unsigned char* b,
                           Py_ssize_t n) noexcept nogil
     uint64_t _sig "llmtap_sig" (const unsigned char* k, Py_ssize_t n) noexcept nogil
+    Py_ssize_t _skip_ws "llmtap_skip_ws" (const unsigned char* p, Py_ssize_t i,
+                                           Py_ssize_t n) noexcept nogil
     int _match_keys "llmtap_match" (const Py_ssize_t* klen, const uint64_t* ksig,
                                     const unsigned char** kptr, const int* kchild, int i,
                                     int e, const unsigned char* k, Py_ssize_t n) noexcept nogil
@@ -1268,9 +1292,7 @@ cdef class JsonScanner:
                 break
             c = p[pos]
             if c <= 0x20 and st <= S_END and WS[c]:
-                pos += 1
-                while pos < n and WS[p[pos]]:
-                    pos += 1
+                pos = _skip_ws(p, pos + 1, n)
                 continue
             # The blocks below run in order: one that moves to a later state
             # falls through with the next byte instead of going round the loop.
