@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import Caller, Stack, expected, running_stack
+from e2e_stack import Caller, Stack, expected, running_stack
 from test_e2e_sdks import anthropic_messages, gemini, openai_chat_stream
 
 from llmtap.gateway.demo.httpserver import HttpServer

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MODES, Caller, Stack, running_stack
+from e2e_stack import MODES, Caller, Stack, running_stack
 
 from llmtap.gateway.demo.httpserver import HttpServer
 from llmtap.gateway.demo.procs import Llmtap

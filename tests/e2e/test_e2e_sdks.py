@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import AZURE_HOST, Caller, Stack, expected
+from e2e_stack import AZURE_HOST, Caller, Stack, expected
 from recorded import EXCHANGES
 
 PROMPT = [{"role": "user", "content": "Tell me a joke about OpenTelemetry"}]

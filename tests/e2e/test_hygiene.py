@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import running_stack
+from e2e_stack import running_stack
 
 from llmtap.gateway.demo.httpserver import HttpServer
 from llmtap.gateway.demo.procs import descendants, pid_alive
 from llmtap.gateway.demo.receiver import Receiver
 
-DEMO = [sys.executable, "-m", "llmtap.gateway.demo.runner", "--speed", "0.05", "--no-color"]
+DEMO = [sys.executable, "-m", "llmtap", "demo", "--speed", "0.05", "--no-color"]
 
 
 def _processes_mentioning(text: str) -> list[tuple[int, str]]:
