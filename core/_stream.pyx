@@ -365,6 +365,21 @@ cdef class StreamScanner(FrameSink):
             return [0 if _nonnull(&self.sc.slots[s]) else -1 for s in range(self.nslots)]
         return [self.folds[s].first for s in range(self.nslots)]
 
+    def output_started(self, slots) -> bool:
+        """Whether any of these slots was non-null in some document so far: the
+        cheap per-chunk check for "first output" (no list is built)."""
+        cdef Py_ssize_t s
+        for o in slots:
+            s = o
+            if s < 0 or s >= self.nslots:
+                raise IndexError(f"slot {s} out of range")
+            if self.mode == MODE_JSON:
+                if _nonnull(&self.sc.slots[s]):
+                    return True
+            elif self.folds[s].first >= 0:
+                return True
+        return False
+
     @property
     def docs(self) -> int:
         """Documents seen."""

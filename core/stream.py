@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -263,6 +263,17 @@ class StreamScanner:
             kinds = self.paths.kinds
             return [0 if nonnull(k, v) else -1 for k, v in zip(kinds, self._sc.values, strict=True)]
         return list(self._first)
+
+    def output_started(self, slots: Iterable[int]) -> bool:
+        """Whether any of these slots was non-null in some document so far: the
+        cheap per-chunk check for "first output" (no list is built)."""
+        first = self.first_index
+        for s in slots:
+            if not 0 <= s < len(first):
+                raise IndexError(f"slot {s} out of range")
+            if first[s] >= 0:
+                return True
+        return False
 
     @property
     def docs(self) -> int:

@@ -106,6 +106,28 @@ def test_sse_chat_stream(StreamScanner: Any) -> None:
     )
 
 
+def test_output_started(StreamScanner: Any) -> None:
+    text, fin = CHAT.index("text"), CHAT.index("finish")
+    for framing, body in (
+        ("sse", sse(chat_chunk(""))),
+        ("json", json.dumps(chat_chunk("")).encode()),
+    ):
+        ss = run(StreamScanner, framing, CHAT, body, close=False)
+        assert not ss.output_started([text, fin])
+        more = sse(chat_chunk("hi")) if framing == "sse" else b""
+        if framing == "json":  # one document: start over with output in it
+            ss = run(
+                StreamScanner, framing, CHAT, json.dumps(chat_chunk("hi")).encode(), close=False
+            )
+        ss.feed(more)
+        assert ss.output_started([fin, text]) and not ss.output_started([fin])
+        assert not ss.output_started([])
+        with pytest.raises(IndexError):
+            ss.output_started([len(CHAT)])
+        with pytest.raises(IndexError):
+            ss.output_started([-1])
+
+
 def test_sse_last_fold_keeps_last_non_null_list(StreamScanner: Any) -> None:
     body = sse(chat_chunk(finish="stop"), {"choices": []}, chat_chunk())
     ss = run(StreamScanner, "sse", CHAT, body)
