@@ -52,6 +52,7 @@ def stack(
     workdir = tmp_path_factory.mktemp(f"e2e-{request.param}")
     with running_stack(request.param, receiver, replay_server, workdir) as s:
         yield s
+        s.check_one_span_each()
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ Kept out of conftest.py on purpose: several test folders have a ``conftest.py``,
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class Stack:
     receiver: Receiver
     replay: Replay
     workdir: Path
+    #: Traces whose span a test took; ``check_one_span_each`` looks again at the end.
+    traces: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -69,7 +72,16 @@ class Stack:
             f"span in trace {caller.trace_id} ({self.mode} mode)",
         )
         assert len(spans) == 1, f"one call made {len(spans)} spans: {[s.name for s in spans]}"
+        self.traces.append(caller.trace_id)
         return spans[0]
+
+    def check_one_span_each(self, settle: float = 1.0) -> None:
+        """A late duplicate would arrive after ``span_for`` returned: look again."""
+        time.sleep(settle)
+        spans = self.receiver.snapshot()
+        counts = {t: sum(s.trace_id == t for s in spans) for t in self.traces}
+        extra = {t: n for t, n in counts.items() if n != 1}
+        assert not extra, f"calls with more than one span ({self.mode} mode): {extra}"
 
 
 def envoy_options(mode: str, socket: str, upstream_port: int) -> ec.Options:
