@@ -168,6 +168,8 @@ cdef class JsonScanner:
         Py_ssize_t blen
         Py_ssize_t bcap
         # slots
+        Py_ssize_t nslots
+        Py_ssize_t ngroups
         Slot* slots
         Py_ssize_t* gseen       # per group: elements seen in the current array
         int* touched            # slots written during this document: only they are

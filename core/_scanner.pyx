@@ -532,6 +532,8 @@ cdef class JsonScanner:
         self.cnodes = <int*>_alloc(self.stack_cap, sizeof(int))
         self.bcap = 64
         self.buf = <char*>_alloc(self.bcap, 1)
+        self.nslots = t.nslots
+        self.ngroups = t.ngroups
         self.slots = <Slot*>_alloc(t.nslots, sizeof(Slot))
         self.gseen = <Py_ssize_t*>_alloc(t.ngroups, sizeof(Py_ssize_t))
         self.touched = <int*>_alloc(t.nslots, sizeof(int))
@@ -549,7 +551,7 @@ cdef class JsonScanner:
         if self.attached != NULL and self.attached_free != NULL:
             self.attached_free(self.attached)
         if self.slots != NULL:
-            for s in range(self.trie.nslots):
+            for s in range(self.nslots):   # not self.trie: GC may have cleared it
                 val_free(&self.slots[s].one)
                 for i in range(self.slots[s].cap):
                     val_free(&self.slots[s].ents[i])
@@ -603,7 +605,7 @@ cdef class JsonScanner:
     @property
     def values(self) -> list:
         """One entry per slot (a fresh list; wildcard slots as fresh lists)."""
-        return [self.slot_object(s) for s in range(self.trie.nslots)]
+        return [self.slot_object(s) for s in range(self.nslots)]
 
     # -- C API (StreamScanner) --------------------------------------------------------
 
@@ -639,7 +641,7 @@ cdef class JsonScanner:
             sl.one.kind = V_NONE
             sl.mark = False
         self.ntouched = 0
-        for i in range(self.trie.ngroups):
+        for i in range(self.ngroups):
             self.gseen[i] = 0
 
     cdef object slot_object(self, Py_ssize_t s):

@@ -401,6 +401,29 @@ def test_reused_scanners_start_clean(StreamScanner: Any) -> None:
         del ss
 
 
+def test_recycling_survives_gc_and_interpreter_exit() -> None:
+    # Pooled scanners and their PathSet form reference cycles; the collector may
+    # clear them in any order (regression: a scanner read its cleared trie on dealloc).
+    code = textwrap.dedent(
+        """
+        import gc
+        from llmtap.core import PathSet, StreamScanner
+        keep = []
+        for round in range(50):
+            ps = PathSet({"m": "model", "f": "c[*].f", "k": "c[*].k"})
+            for _ in range(6):
+                ss = StreamScanner("sse", ps, folds={"f": ("keyed", "k")})
+                ss.feed(b'data: {"model": "x", "c": [{"k": 1, "f": "a"}]}\\n\\n')
+                keep.append(ss) if round % 7 == 0 else None
+            del ps, ss
+            gc.collect()
+        print("ok", len(keep))
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout.split()[:1]) == (0, ["ok"]), r.stderr[-2000:]
+
+
 def test_feed_after_close_is_ignored(StreamScanner: Any) -> None:
     ss = run(StreamScanner, "sse", CHAT, sse(chat_chunk("a")))
     before = state(ss)
