@@ -94,6 +94,7 @@ cdef class Trie:
         int* pfirst         # per node: its presence slots
         int* pcount
         unsigned char* flags    # per node: F_OBJ / F_ARR (worth descending into)
+        int* single         # per node: its only value slot when that is a plain one, else -1
         const unsigned char** kptr
         Py_ssize_t* klen
         uint64_t* ksig          # first 8 bytes of the key, zero padded

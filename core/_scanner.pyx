@@ -339,6 +339,7 @@ cdef class Trie:
         self.pfirst = <int*>_alloc(nn, sizeof(int))
         self.pcount = <int*>_alloc(nn, sizeof(int))
         self.flags = <unsigned char*>_alloc(nn, 1)
+        self.single = <int*>_alloc(nn, sizeof(int))
         self.kptr = <const unsigned char**>_alloc(nk, sizeof(void*))
         self.klen = <Py_ssize_t*>_alloc(nk, sizeof(Py_ssize_t))
         self.ksig = <uint64_t*>_alloc(nk, sizeof(uint64_t))
@@ -373,6 +374,9 @@ cdef class Trie:
             for s in node.presence_slots:
                 self.slotlist[l] = s
                 l += 1
+            self.single[i] = -1
+            if len(node.value_slots) == 1 and paths.kinds[node.value_slots[0]] == SLOT_VALUE:
+                self.single[i] = node.value_slots[0]
             if node.keys or node.presence_slots:
                 self.flags[i] |= F_OBJ
             if node.star is not None or node.presence_slots:
@@ -405,6 +409,7 @@ cdef class Trie:
         PyMem_Free(self.pfirst)
         PyMem_Free(self.pcount)
         PyMem_Free(self.flags)
+        PyMem_Free(self.single)
         PyMem_Free(<void*>self.kptr)
         PyMem_Free(self.klen)
         PyMem_Free(self.ksig)
@@ -677,9 +682,14 @@ cdef class JsonScanner:
 
     cdef int put(self, int node, const Val* v) except -1:
         cdef Trie t = self.trie
-        cdef int k = t.vfirst[node]
-        cdef int e = k + t.vcount[node]
+        cdef int k = t.single[node]
+        cdef int e
         cdef Val* dst
+        if k >= 0:   # the common case: one plain value slot
+            self.mark(k)
+            return val_set(&self.slots[k].one, v)
+        k = t.vfirst[node]
+        e = k + t.vcount[node]
         while k < e:
             dst = self.target(t.slotlist[k])
             if dst != NULL:
@@ -977,7 +987,7 @@ cdef class JsonScanner:
                 i = _plain_end(p, pos + 1, lim)
                 if i < n and p[i] == 0x22:
                     self.put_str(node, <const char*>p + pos + 1, i - pos - 1)
-                    if i > pos + 1:
+                    if i > pos + 1 and t.pcount[node]:
                         self.present(node)
                     self.complete()
                     return i + 1
