@@ -1120,7 +1120,7 @@ cdef class JsonScanner:
                                   Py_ssize_t n) except -2:
         cdef Py_ssize_t i, run, room
         cdef unsigned char c
-        cdef int need, lo, hi
+        cdef int need, lo = 0, hi = 0
         cdef bint key = self.kind == K_KEY
         while pos < n:
             i = _plain_end(p, pos, n)

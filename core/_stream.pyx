@@ -352,7 +352,6 @@ cdef class StreamScanner(FrameSink):
     @property
     def values(self) -> list:
         """The folded value per slot."""
-        cdef Py_ssize_t s
         if self.mode == MODE_JSON:
             return [self.sc.slot_object(s) for s in range(self.nslots)]
         return [self.fold_object(s) for s in range(self.nslots)]
@@ -360,7 +359,6 @@ cdef class StreamScanner(FrameSink):
     @property
     def first_index(self) -> list:
         """Per slot: the first document where it was non-null/present, or -1."""
-        cdef Py_ssize_t s
         if self.mode == MODE_JSON:
             return [0 if _nonnull(&self.sc.slots[s]) else -1 for s in range(self.nslots)]
         return [self.folds[s].first for s in range(self.nslots)]
@@ -449,7 +447,6 @@ cdef class StreamScanner(FrameSink):
 
     cdef int on_frame(self, const unsigned char* data, Py_ssize_t n,
                       const unsigned char* name, Py_ssize_t name_len, int flags) except -1:
-        cdef Py_ssize_t m
         if self.mode == MODE_SSE:
             if flags & FRAME_ERROR_EVENT and self.err_event is None:
                 self.err_event = "error"
@@ -615,7 +612,6 @@ cdef class StreamScanner(FrameSink):
 
     cdef object fold_object(self, Py_ssize_t s):
         cdef Fold* f = &self.folds[s]
-        cdef Py_ssize_t i
         if f.code == FOLD_OR:
             return bool(f.on)
         if f.code == FOLD_KEYED:
