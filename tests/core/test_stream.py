@@ -606,6 +606,69 @@ def test_random_sse_streams(both_streams: Any, case: Any, cuts: list[int], bytew
     assert len(set(results)) == 1
 
 
+choice = st.fixed_dictionaries(
+    {},
+    optional={
+        "k": st.one_of(
+            st.integers(-2, 5), st.sampled_from(["a", "b", "é"]), st.none(), st.just(1.5)
+        ),
+        "f": st.one_of(st.none(), st.sampled_from(["stop", "length", ""]), st.integers(0, 3)),
+    },
+)
+chat_docs = st.lists(
+    st.fixed_dictionaries({}, optional={"c": st.one_of(st.lists(choice, max_size=4), st.none())}),
+    min_size=1,
+    max_size=6,
+)
+
+
+def keyed_model(docs: list[dict], max_items: int) -> list | None:
+    """The keyed fold of docs/design.md, written the obvious way."""
+    merged: dict = {}
+    seen = False
+    for d in docs:
+        lst = d.get("c")
+        if not isinstance(lst, list):
+            continue
+        seen = True
+        for j, e in enumerate(lst[:max_items]):
+            k = e.get("k")
+            key = k if type(k) in (int, str) else j
+            if key not in merged:
+                if len(merged) >= max_items:
+                    continue
+                merged[key] = None
+            if e.get("f") is not None:
+                merged[key] = e["f"]
+    if not seen:
+        return None
+    order = sorted(merged, key=lambda k: (0, k) if isinstance(k, int) else (1, k))
+    return [merged[k] for k in order]
+
+
+@SETTINGS
+@given(chat_docs, st.sampled_from(["ndjson", "sse", "json_array"]), st.sampled_from([256, 2]))
+def test_keyed_fold_model(
+    both_streams: Any, docs: list[dict], framing: str, max_items: int
+) -> None:
+    ps = PathSet({"f": "c[*].f", "k": "c[*].k"})
+    texts = [json.dumps(d).encode() for d in docs]
+    if framing == "ndjson":
+        body = b"\n".join(texts)
+    elif framing == "sse":
+        body = b"".join(b"data: " + t + b"\n\n" for t in texts)
+    else:
+        body = b"[" + b",".join(texts) + b"]"
+    results = []
+    for cls in both_streams:
+        if cls is None:
+            continue
+        ss = run(cls, framing, ps, body, folds={"f": ("keyed", "k")}, max_items=max_items)
+        assert ss.values[0] == keyed_model(docs, max_items)
+        results.append(state(ss))
+    assert len(set(results)) == 1
+
+
 @st.composite
 def stream_garbage(draw: st.DrawFn) -> bytes:
     soup = st.sampled_from(list(b'{}[]":,\\ \n\r0123456789-.etrufalsndaDONE:[]\xff\x00\x07:'))
