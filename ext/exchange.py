@@ -305,6 +305,10 @@ class Exchange:
                 error_type = etype or event or "stream_error"
                 abnormal = True
             reason = cut_short
+            # Clients hang up as soon as they read the end marker (the OpenAI SDK does on
+            # `[DONE]`), often before Envoy delivers end-of-stream: that is not a cut.
+            if reason is not None and self._seen and fam.stream_complete(s) is True:
+                reason = None
             # An in-stream error is how the provider ended the stream: not a cut. A body
             # the gateway chose not to receive (Envoy-assisted mode) gets no verdict.
             if (
@@ -351,7 +355,7 @@ class Exchange:
             return False  # llmtap could not read it all (e.g. its size cap): no verdict
         if s.truncated:
             return True
-        return self._framing in _STREAMED and not self._family.stream_complete(s)
+        return self._framing in _STREAMED and self._family.stream_complete(s) is False
 
 
 def _apply_envoy(rec: CallRecord, u: EnvoyTokenUsage) -> None:

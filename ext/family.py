@@ -274,9 +274,10 @@ class Family:
         """Finish reason per choice/candidate in index order (None: not finished)."""
         return raw_reasons(s.get("finish"))
 
-    def stream_complete(self, s: Scan) -> bool:
-        """Whether a streamed body reached its normal end (sentinel, final event)."""
-        return True
+    def stream_complete(self, s: Scan) -> bool | None:
+        """Whether a streamed body reached its normal end (sentinel, final event);
+        None when the family has no end marker to tell by."""
+        return None
 
     def first_output_kind(self, s: Scan) -> str | None:
         """Kind of the first output: the latest kind evidence at or before it."""

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from recorded import REPO
 
 PACKAGES = ["core", "ext", "gateway", "llmtap"]
 

@@ -125,6 +125,15 @@ def test_cut_short_stream() -> None:
     assert rec.attributes()["error.type"] == "client_disconnect"
 
 
+def test_hang_up_after_the_end_marker_is_not_a_cut() -> None:
+    # The OpenAI SDK closes the connection once it reads [DONE]; Envoy may then reset
+    # the stream before its end-of-stream message reaches llmtap.
+    body = sse(chunk(0, content="Hel"), finish(0, "stop"), "[DONE]")
+    rec, _ = run(*OPENAI, 200, SSE, [body], eos=False, cut_short="cancelled")
+    assert rec.error_type is None and rec.finish_reasons == ["stop"]
+    assert rec.status[0] == "UNSET"
+
+
 def test_stream_that_stops_without_its_end_is_incomplete() -> None:
     body = sse(chunk(0, content="Hel"), finish(0, "stop"))[:-30]  # mid-event
     rec, _ = run(*OPENAI, 200, SSE, [body])
