@@ -58,6 +58,7 @@ MODES = ("observability", "normal", "assisted")
 EXT_PROC_CLUSTER = "llmtap_ext_proc"
 EXT_PROC_FILTER = "envoy.filters.http.ext_proc"
 AI_PROTOCOL_MANAGER = "envoy.filters.http.ai_protocol_manager"
+LLMTAP_NAMESPACE = "llmtap"
 TOKEN_USAGE_NAMESPACE = "envoy.ai.token_usage"
 
 _TYPE = "type.googleapis.com/"
@@ -266,8 +267,13 @@ def ext_proc_filter(opts: Options) -> dict[str, Any]:
     else:
         cfg["message_timeout"] = _duration(opts.message_timeout)
         cfg["allow_mode_override"] = True
-    if opts.mode == "assisted":
-        cfg["metadata_options"] = {"forwarding_namespaces": {"typed": [TOKEN_USAGE_NAMESPACE]}}
+    if opts.mode != "observability":
+        # Envoy drops dynamic metadata from namespaces it was not told to accept; llmtap
+        # publishes the token counts under its own for access logs and rate limits.
+        options: dict[str, Any] = {"receiving_namespaces": {"untyped": [LLMTAP_NAMESPACE]}}
+        if opts.mode == "assisted":
+            options["forwarding_namespaces"] = {"typed": [TOKEN_USAGE_NAMESPACE]}
+        cfg["metadata_options"] = options
     return {"name": EXT_PROC_FILTER, "typed_config": cfg}
 
 

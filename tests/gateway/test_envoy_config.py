@@ -110,7 +110,8 @@ def test_assisted_mode() -> None:
     assert usage["metadata_namespace"] == ec.TOKEN_USAGE_NAMESPACE
     ep = filters[0]["typed_config"]
     assert ep["metadata_options"] == {
-        "forwarding_namespaces": {"typed": [ec.TOKEN_USAGE_NAMESPACE]}
+        "forwarding_namespaces": {"typed": [ec.TOKEN_USAGE_NAMESPACE]},
+        "receiving_namespaces": {"untyped": [ec.LLMTAP_NAMESPACE]},
     }
     assert ep["processing_mode"]["response_body_mode"] == "NONE"
     assert ep["processing_mode"]["response_trailer_mode"] == "SEND"
