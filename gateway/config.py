@@ -102,6 +102,7 @@ class ServerSettings(_Section):
     #: With ``envoy_token_usage``: also stream the bodies of sampled exchanges Envoy
     #: extracts usage from (TTFT, finish reasons, ids). Off: Envoy 1.40 stalls those.
     stream_sampled_bodies: bool = False
+    #: Typed metadata namespace under which Envoy forwards its `TokenUsage`.
     token_usage_namespace: str = "envoy.ai.token_usage"
     #: Dynamic metadata namespace llmtap writes (token counts); "" disables it.
     metadata_namespace: str = "llmtap"
@@ -121,6 +122,7 @@ class ResourceSettings(_Section):
 
 
 class TracingSettings(_Section):
+    #: Emit spans at all (`OTEL_SDK_DISABLED=true` turns them off; metrics stay).
     enabled: bool = True
     #: ``OTEL_TRACES_SAMPLER`` names plus llmtap's ``[parentbased_]ratelimiting``.
     sampler: SamplerName = "parentbased_always_on"
@@ -141,10 +143,14 @@ class TracingSettings(_Section):
     )
     #: ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``.
     semconv_latest: bool = False
+    #: Message content on spans/events: `NO_CONTENT`, `SPAN_ONLY`, `EVENT_ONLY`,
+    #: `SPAN_AND_EVENT` (`true` = `SPAN_AND_EVENT`, `false` = `NO_CONTENT`).
     capture_content: CaptureModeName = "NO_CONTENT"
     #: Byte cap per content attribute (JSON kept valid, see ``content.truncate_json``).
     content_max_bytes: Positive = 16 * 1024
+    #: Longest string attribute value; longer values are cut.
     attribute_value_length_limit: Positive | None = None
+    #: Most attributes per span; extra ones are dropped.
     attribute_count_limit: Positive = 128
 
     def __post_init__(self) -> None:
@@ -168,20 +174,28 @@ class ExportSettings(_Section):
     protocol: Literal["grpc"] = "grpc"
     #: ``OTEL_EXPORTER_OTLP_ENDPOINT``; traces go to ``http://localhost:4317`` if unset.
     endpoint: str | None = None
+    #: Traces-only endpoint; wins over `endpoint`.
     traces_endpoint: str | None = None
+    #: Headers sent with every export (`k=v,k2=v2`), e.g. collector auth.
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     #: Per-attempt deadline of one export call.
     timeout_ms: Positive = 10_000
+    #: `gzip` compresses export requests.
     compression: Literal["none", "gzip"] = "none"
     #: Plaintext when the endpoint has no scheme (``http://`` implies it, ``https://``
     #: forbids it); unset means TLS, as the OTLP exporter spec says.
     insecure: bool | None = None
+    #: CA bundle (PEM) to verify the collector's TLS certificate.
     certificate: str | None = None
+    #: Client private key (PEM) for mutual TLS.
     client_key: str | None = None
+    #: Client certificate (PEM) for mutual TLS.
     client_certificate: str | None = None
     #: ``OTEL_BSP_*``: batching.
     schedule_delay_ms: Annotated[int, Meta(ge=0)] = 5000
+    #: Spans waiting for export; beyond it new spans are dropped and counted.
     max_queue_size: Positive = 2048
+    #: Most spans per export request.
     max_export_batch_size: Positive = 512
     #: Total time one batch may take, retries included, before it is dropped.
     export_timeout_ms: Positive = 30_000
@@ -204,21 +218,27 @@ class ExportSettings(_Section):
 
 
 class MetricsSettings(_Section):
+    #: Serve Prometheus metrics (`OTEL_METRICS_EXPORTER` lists `prometheus`).
     prometheus: bool = True
+    #: Address the Prometheus endpoint binds.
     prometheus_host: str = "0.0.0.0"
     #: With several workers, worker ``i`` serves on ``prometheus_port + i``.
     prometheus_port: Port = 9464
     #: Push OTLP metrics when an endpoint is configured (``metrics.otlp_endpoint`` or
     #: ``export.endpoint``).
     otlp: bool = True
+    #: OTLP/gRPC endpoint for metrics; defaults to the traces endpoint.
     otlp_endpoint: str | None = None
+    #: How often metrics are pushed over OTLP.
     export_interval_ms: Positive = 60_000
     #: Distinct GenAI label sets kept before models collapse to ``_other``.
     max_series: Positive = 2000
 
 
 class LoggingSettings(_Section):
+    #: Least severe log level written.
     level: Literal["debug", "info", "warning", "error"] = "info"
+    #: `json` (one object per line) or `text`.
     format: Literal["json", "text"] = "json"
 
 
