@@ -454,6 +454,11 @@ cdef JsonScanner new_scanner(object paths, Py_ssize_t max_str, Py_ssize_t max_de
     cdef JsonScanner sc
     while t.pool:
         sc = <JsonScanner>t.pool.pop()
+        # A StreamScanner freed by the cyclic collector parks its scanner here, but
+        # when that scanner was condemned in the same collection the collector still
+        # clears it afterwards (trie and paths become None): such a one is dropped.
+        if sc.trie is not t:
+            continue
         if sc.max_str == max_str and sc.max_depth == max_depth and sc.max_items == max_items:
             sc.docs = False
             sc.clear()

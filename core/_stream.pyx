@@ -13,7 +13,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.string cimport memcmp, memset
+from libc.string cimport memcmp, memcpy, memset
 
 from llmtap.core._framing cimport (
     FRAME_BAD_CRC,
@@ -61,6 +61,8 @@ cdef enum:
     FOLD_FIRST = 1
     FOLD_KEYED = 2
     FOLD_OR = 3
+    FOLD_CONCAT = 4
+    FOLD_COUNT = 5
 
 
 # One key of a keyed fold and the value merged under it.
@@ -73,15 +75,19 @@ ctypedef struct Keyed:
 ctypedef struct Fold:
     int code            # FOLD_*
     int kind            # SLOT_*
-    int keyslot         # FOLD_KEYED: the slot whose entries are the keys
-    bint on             # FOLD_OR: the answer; lists: a list was seen
+    int keyslot         # FOLD_KEYED/FOLD_CONCAT: the slot whose entries are the keys, or -1
+    bint on             # FOLD_OR: the answer; lists: a list was seen; keys: one was seen
+    bint cut            # FOLD_CONCAT: reached max_concat
     Py_ssize_t first    # first_index
-    Py_ssize_t n        # entries in `ents` / keys in `keys`
+    Py_ssize_t n        # entries in `ents` / keys in `keys`; FOLD_COUNT: the count
+    Py_ssize_t size     # FOLD_CONCAT: bytes kept
     Py_ssize_t ecap     # allocated in `ents`
     Py_ssize_t kcap     # allocated in `keys` (a pooled Fold may have both)
-    Val one             # SLOT_VALUE
+    Py_ssize_t moff     # FOLD_COUNT: its other slots, in StreamScanner.members
+    Py_ssize_t mcount
+    Val one             # SLOT_VALUE; FOLD_CONCAT without key: the joined string
     Val* ents           # SLOT_WILD, last/first
-    Keyed* keys         # FOLD_KEYED
+    Keyed* keys         # FOLD_KEYED, FOLD_CONCAT by key or position
 
 
 # Fold state parked on a pooled JsonScanner (core/_scanner.pyx new_scanner).
@@ -163,6 +169,16 @@ cdef inline bint _nonnull(Slot* sl) noexcept:
     return False
 
 
+cdef inline bint _is_key(const Val* v) noexcept:
+    return v.kind == V_INT or v.kind == V_STR
+
+
+cdef inline bint _is_keyed(const Fold* f) noexcept:
+    """Merged per key (or per element position): a list of keys in `keys`."""
+    return ((f.code == FOLD_KEYED or f.code == FOLD_CONCAT)
+            and (f.kind == SLOT_WILD or f.keyslot >= 0))
+
+
 cdef inline bint _is_ws(unsigned char c) noexcept:
     return c == 0x20 or c == 0x09 or c == 0x0A or c == 0x0D
 
@@ -202,12 +218,15 @@ cdef tuple _folds(object paths, object folds):
     return hit
 
 
+
+
 cdef int _bind_pure() except -1:
     global FRAMINGS, parse_folds
     if parse_folds is None:
         from llmtap.core import stream
         FRAMINGS = stream.FRAMINGS
         parse_folds = stream.parse_folds
+        assert stream.MAX_CONCAT == 65536, "keep the default max_concat of the twins equal"
     return 0
 
 
@@ -231,6 +250,11 @@ cdef class StreamScanner(FrameSink):
         Fold* folds
         Py_ssize_t nslots
         Py_ssize_t max_items
+        Py_ssize_t max_concat
+        int* late               # slots folded after the touched ones: value-slot keys, counts
+        Py_ssize_t nlate
+        int* members            # FOLD_COUNT: the other slots each count looks at
+        bint json_folds         # json framing: some fold applies to the one document
         Py_ssize_t ndocs
         Py_ssize_t nerrors
         object err
@@ -240,9 +264,10 @@ cdef class StreamScanner(FrameSink):
         bint closed
 
     def __init__(self, str framing, paths, *, folds=None, b64_field=None, max_frame=None,
-                 Py_ssize_t max_str=4096, Py_ssize_t max_depth=512, Py_ssize_t max_items=256):
-        cdef tuple codes, keys
-        cdef Py_ssize_t s
+                 Py_ssize_t max_str=4096, Py_ssize_t max_depth=512, Py_ssize_t max_items=256,
+                 Py_ssize_t max_concat=65536):
+        cdef tuple codes, keys, counted
+        cdef Py_ssize_t s, m, nm = 0
         cdef Trie t
         cdef Fold* f
         _bind_pure()
@@ -254,11 +279,14 @@ cdef class StreamScanner(FrameSink):
             raise ValueError("b64_field applies to the eventstream framing only")
         if self.folds != NULL:
             raise RuntimeError("StreamScanner is already initialised")
-        codes, keys = _folds(paths, folds)
+        if max_concat < 0:
+            raise ValueError("max_concat must be >= 0")
+        codes, keys, counted = _folds(paths, folds)
         self.framing = framing
         self.paths = paths
         self.mode = (<tuple>FRAMINGS).index(framing)
         self.max_items = max_items
+        self.max_concat = max_concat
         self.sc = new_scanner(paths, max_str, max_depth, max_items)
         t = self.sc.trie
         if self.mode == MODE_SSE:
@@ -283,21 +311,39 @@ cdef class StreamScanner(FrameSink):
             self.folds = (<FoldSet*>self.sc.attached).folds
             PyMem_Free(self.sc.attached)
             self.sc.attached = NULL
-            for s in range(self.nslots):
-                f = &self.folds[s]
-                f.on = False
-                f.n = 0
-                f.one.kind = V_NONE
+            self.clear_folds()
         else:
             self.folds = <Fold*>PyMem_Malloc((self.nslots or 1) * sizeof(Fold))
             if self.folds == NULL:
                 raise MemoryError()
             memset(self.folds, 0, (self.nslots or 1) * sizeof(Fold))
         for s in range(self.nslots):
-            self.folds[s].code = codes[s]
-            self.folds[s].kind = t.slotkind[s]
-            self.folds[s].keyslot = keys[s]
-            self.folds[s].first = -1
+            f = &self.folds[s]
+            f.code = codes[s]
+            f.kind = t.slotkind[s]
+            f.keyslot = keys[s]
+            f.first = -1
+            f.moff = nm
+            f.mcount = len(<tuple>counted[s])
+            nm += f.mcount
+            if f.code == FOLD_COUNT or (_is_keyed(f) and f.kind == SLOT_VALUE):
+                self.nlate += 1
+            if f.code == FOLD_CONCAT or f.code == FOLD_COUNT or (
+                    f.code == FOLD_KEYED and f.kind == SLOT_VALUE):
+                self.json_folds = True
+        if self.nlate or nm:
+            self.late = <int*>PyMem_Malloc((self.nlate + nm) * sizeof(int))
+            if self.late == NULL:
+                raise MemoryError()
+            self.members = self.late + self.nlate
+            self.nlate = 0
+            for s in range(self.nslots):
+                f = &self.folds[s]
+                if f.code == FOLD_COUNT or (_is_keyed(f) and f.kind == SLOT_VALUE):
+                    self.late[self.nlate] = s
+                    self.nlate += 1
+                for m in range(f.mcount):
+                    self.members[f.moff + m] = counted[s][m]
 
     def __dealloc__(self):
         cdef FoldSet* fs
@@ -313,6 +359,20 @@ cdef class StreamScanner(FrameSink):
         if self.folds != NULL:
             _free_folds(self.folds, self.nslots)
         PyMem_Free(self.scratch)
+        PyMem_Free(self.late)
+
+    cdef void clear_folds(self) noexcept:
+        """Forget the folded values, keep the grown buffers."""
+        cdef Py_ssize_t s
+        cdef Fold* f
+        for s in range(self.nslots):
+            f = &self.folds[s]
+            f.on = False
+            f.cut = False
+            f.n = 0
+            f.size = 0
+            f.first = -1
+            f.one.kind = V_NONE
 
     # -- public API -----------------------------------------------------------------
 
@@ -352,9 +412,35 @@ cdef class StreamScanner(FrameSink):
     @property
     def values(self) -> list:
         """The folded value per slot."""
+        cdef Fold* f
         if self.mode == MODE_JSON:
-            return [self.sc.slot_object(s) for s in range(self.nslots)]
+            if not self.json_folds:
+                return [self.sc.slot_object(s) for s in range(self.nslots)]
+            self.fold_json()
+            out = []
+            for s in range(self.nslots):
+                f = &self.folds[s]
+                if f.code == FOLD_CONCAT or f.code == FOLD_COUNT or (
+                        f.code == FOLD_KEYED and f.kind == SLOT_VALUE):
+                    out.append(self.fold_object(s))
+                else:
+                    out.append(self.sc.slot_object(s))
+            return out
         return [self.fold_object(s) for s in range(self.nslots)]
+
+    @property
+    def capped(self) -> list:
+        """Per slot: a ``"concat"`` fold reached ``max_concat`` (its value is a prefix)."""
+        if self.mode == MODE_JSON and self.json_folds:
+            self.fold_json()
+        return [bool(self.folds[s].cut) for s in range(self.nslots)]
+
+    cdef int fold_json(self) except -1:
+        # one document: fold it afresh each time (values are valid mid-document too)
+        self.clear_folds()
+        if self.sc.state != S_VALUE or self.sc.err_code != 0:
+            self.fold(0)
+        return 0
 
     @property
     def first_index(self) -> list:
@@ -541,10 +627,13 @@ cdef class StreamScanner(FrameSink):
             if f.code == FOLD_OR:
                 if sl.on:
                     f.on = True
-            elif f.code == FOLD_KEYED:
-                if sl.on:
-                    self.fold_keyed(f, sl, &sc.slots[f.keyslot])
-            elif not good or (f.code == FOLD_FIRST and f.on):
+            elif f.code == FOLD_KEYED or f.code == FOLD_CONCAT:
+                if f.kind == SLOT_WILD:
+                    if sl.on:
+                        self.fold_keyed(f, sl, &sc.slots[f.keyslot] if f.keyslot >= 0 else NULL)
+                elif f.keyslot < 0 and sl.one.kind == V_STR:   # concat of a value slot
+                    self.append(f, &f.one, sl.one.s, sl.one.slen)
+            elif f.code == FOLD_COUNT or not good or (f.code == FOLD_FIRST and f.on):
                 continue
             elif f.kind == SLOT_VALUE:
                 f.on = True
@@ -557,6 +646,57 @@ cdef class StreamScanner(FrameSink):
                     if i >= f.n or not val_equal(&f.ents[i], &sl.ents[i]):
                         val_set(&f.ents[i], &sl.ents[i])
                 f.n = sl.n
+        for j in range(self.nlate):    # these look at documents where the slot is null too
+            s = self.late[j]
+            f = &self.folds[s]
+            if f.code == FOLD_COUNT:
+                if self.counts(f, s):
+                    f.n += 1
+            elif _is_key(&sc.slots[f.keyslot].one):
+                self.merge(f, &sc.slots[f.keyslot].one, &sc.slots[s].one)
+        return 0
+
+    cdef bint counts(self, Fold* f, Py_ssize_t s) noexcept:
+        """Whether the document counts for a FOLD_COUNT slot."""
+        cdef Py_ssize_t m
+        if _nonnull(&self.sc.slots[s]):
+            return True
+        for m in range(f.moff, f.moff + f.mcount):
+            if _nonnull(&self.sc.slots[self.members[m]]):
+                return True
+        return False
+
+    cdef int append(self, Fold* f, Val* dst, const char* s, Py_ssize_t n) except -1:
+        """Add a piece to a concat value within the slot's cap (max_concat, summed over
+        its keys); the piece that overflows is cut at a UTF-8 character boundary."""
+        cdef Py_ssize_t room, cap
+        cdef char* p
+        if f.cut:
+            return 0
+        if dst.kind != V_STR:
+            dst.kind = V_STR
+            dst.slen = 0
+        room = self.max_concat - f.size
+        if n > room:
+            n = room
+            while n > 0 and (<unsigned char>s[n] & 0xC0) == 0x80:
+                n -= 1
+            f.cut = True
+        if dst.slen + n > dst.scap:
+            cap = 2 * dst.scap
+            if cap < dst.slen + n:
+                cap = dst.slen + n
+            if cap < 16:
+                cap = 16
+            p = <char*>PyMem_Realloc(dst.s, cap)
+            if p == NULL:
+                raise MemoryError()
+            dst.s = p
+            dst.scap = cap
+        if n:
+            memcpy(dst.s + dst.slen, s, n)
+        dst.slen += n
+        f.size += n
         return 0
 
     cdef int reserve(self, Fold* f, Py_ssize_t n, bint keyed) except -1:
@@ -584,7 +724,8 @@ cdef class StreamScanner(FrameSink):
         return 0
 
     cdef int fold_keyed(self, Fold* f, Slot* sl, Slot* ks) except -1:
-        cdef Py_ssize_t j, k
+        """Merge a wildcard slot's elements by the key slot's entries (NULL: by position)."""
+        cdef Py_ssize_t j
         cdef Val pos
         cdef const Val* key
         f.on = True
@@ -594,27 +735,38 @@ cdef class StreamScanner(FrameSink):
         for j in range(sl.n):
             key = &pos
             pos.i = j
-            if ks.on and j < ks.n and (ks.ents[j].kind == V_INT or ks.ents[j].kind == V_STR):
+            if ks != NULL and ks.on and j < ks.n and _is_key(&ks.ents[j]):
                 key = &ks.ents[j]
-            k = 0
-            while k < f.n and not val_equal(&f.keys[k].key, key):
-                k += 1
-            if k == f.n:
-                if f.n >= self.max_items:
-                    continue
-                self.reserve(f, f.n + 1, True)
-                val_set(&f.keys[k].key, key)
-                f.keys[k].val.kind = V_NONE
-                f.n += 1
-            if sl.ents[j].kind != V_NONE and not val_equal(&f.keys[k].val, &sl.ents[j]):
-                val_set(&f.keys[k].val, &sl.ents[j])
+            self.merge(f, key, &sl.ents[j])
+        return 0
+
+    cdef int merge(self, Fold* f, const Val* key, const Val* v) except -1:
+        """One element under its key: the last non-null value, or its string appended."""
+        cdef Py_ssize_t k = 0
+        f.on = True
+        while k < f.n and not val_equal(&f.keys[k].key, key):
+            k += 1
+        if k == f.n:
+            if f.n >= self.max_items:
+                return 0
+            self.reserve(f, f.n + 1, True)
+            val_set(&f.keys[k].key, key)
+            f.keys[k].val.kind = V_NONE
+            f.n += 1
+        if f.code == FOLD_CONCAT:
+            if v.kind == V_STR:
+                self.append(f, &f.keys[k].val, v.s, v.slen)
+        elif v.kind != V_NONE and not val_equal(&f.keys[k].val, v):
+            val_set(&f.keys[k].val, v)
         return 0
 
     cdef object fold_object(self, Py_ssize_t s):
         cdef Fold* f = &self.folds[s]
         if f.code == FOLD_OR:
             return bool(f.on)
-        if f.code == FOLD_KEYED:
+        if f.code == FOLD_COUNT:
+            return f.n
+        if _is_keyed(f):
             if not f.on:
                 return None
             merged = {val_object(&f.keys[i].key): val_object(&f.keys[i].val) for i in range(f.n)}

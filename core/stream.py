@@ -20,6 +20,26 @@ Refinements of docs/design.md ("StreamScanner"), binding for both twins:
   str, else by the element's position; the last non-null value per key wins; a
   key seen only with null values gives None; at most ``max_items`` keys. The
   result is ordered by key: ints ascending, then strings in code point order.
+  Both slots may instead be plain value slots: a document is then one element
+  whose key is the key slot's value, and a document without an int or str key
+  is skipped. Either way every slot keyed by the same key slot sees the same
+  keys, so their lists line up.
+* ``"concat"`` joins the string values of a slot across documents (other values
+  are ignored): a value slot gives one str, a wildcard slot a list per element
+  position. ``("concat", key_slot)`` joins per key, with the keys, pairing rules
+  and result order of ``"keyed"``; a key with no string gives None. A slot keeps
+  at most ``max_concat`` bytes of UTF-8 (default 64 KiB, summed over its keys):
+  the piece that overflows is cut at a character boundary, nothing more is
+  appended to that slot and ``capped`` is True for it, so every value is a
+  prefix of the true one. (A piece longer than ``max_str`` was already cut by
+  the scanner: keep ``max_str >= max_concat`` where that matters.)
+* ``"count"`` counts the documents in which the slot was non-null;
+  ``("count", slot, ...)`` the documents in which it or any named slot was
+  (a document counts once). Presence slots may count; no other fold applies.
+* ``json`` framing scans one document and does not fold: ``values`` are the
+  document's own (``"last"``, ``"first"`` and wildcard ``"keyed"`` slots), except
+  that ``"concat"``, ``"count"`` and value-slot ``"keyed"`` folds apply to the one
+  document so a slot's type never depends on the framing.
 * A document that fails to scan is not folded; it counts in ``doc_errors`` and
   the first such failure becomes ``error`` as ``"document <i>: <message>"``.
   An eventstream message with a bad CRC or malformed headers is such a document
@@ -48,7 +68,7 @@ from contextlib import suppress
 from typing import Any
 
 from . import framing
-from .paths import PRESENCE, WILD, PathSet
+from .paths import PRESENCE, VALUE, WILD, PathSet
 from .scanner import E_TRUNCATED, S_ERROR, S_VALUE, JsonScannerPy
 
 __all__ = ["StreamScanner"]
@@ -60,15 +80,22 @@ FOLD_LAST = 0
 FOLD_FIRST = 1
 FOLD_KEYED = 2
 FOLD_OR = 3
+FOLD_CONCAT = 4
+FOLD_COUNT = 5
+
+#: Default cap of a ``"concat"`` slot, in bytes of UTF-8.
+MAX_CONCAT = 64 * 1024
 
 _B64 = re.compile(r"[A-Za-z0-9+/]*")
 _WS = b" \t\r\n"
 
 
-def parse_folds(
-    paths: PathSet, folds: Mapping[str, Any] | None
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(fold code, key slot or -1) per slot; raises on specs that cannot apply.
+Folds = tuple[tuple[int, ...], tuple[int, ...], tuple[tuple[int, ...], ...]]
+
+
+def parse_folds(paths: PathSet, folds: Mapping[str, Any] | None) -> Folds:
+    """(fold code, key slot or -1, counted slots) per slot; raises on specs that cannot
+    apply.
 
     Cached on the PathSet: a scanner per response must stay cheap to make.
     """
@@ -83,38 +110,55 @@ def parse_folds(
         return _parse_folds(paths, folds)
 
 
-def _parse_folds(
-    paths: PathSet, folds: Mapping[str, Any] | None
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _slot(paths: PathSet, fold: str, name: Any, what: str) -> int:
+    try:
+        return paths.index(name)
+    except (KeyError, TypeError):
+        raise ValueError(f"fold {fold!r}: unknown {what} {name!r}") from None
+
+
+def _parse_folds(paths: PathSet, folds: Mapping[str, Any] | None) -> Folds:
     kinds = paths.kinds
     codes = [FOLD_OR if k == PRESENCE else FOLD_LAST for k in kinds]
     keys = [-1] * len(kinds)
+    counted: list[tuple[int, ...]] = [()] * len(kinds)
     for name, spec in (folds or {}).items():
         try:
             s = paths.index(name)
         except KeyError:
             raise ValueError(f"fold for unknown slot {name!r}") from None
+        head = spec[0] if isinstance(spec, tuple) and spec else spec
+        if head == "count":
+            codes[s] = FOLD_COUNT
+            more = spec[1:] if isinstance(spec, tuple) else ()
+            counted[s] = tuple(_slot(paths, name, m, "slot") for m in more)
+            continue
         if kinds[s] == PRESENCE:
-            raise ValueError(f"slot {name!r} is a presence slot: it always folds with OR")
+            raise ValueError(f"slot {name!r} is a presence slot: it folds with OR, or with 'count'")
         if spec == "last":
             codes[s] = FOLD_LAST
         elif spec == "first":
             codes[s] = FOLD_FIRST
-        elif isinstance(spec, tuple) and len(spec) == 2 and spec[0] == "keyed":
-            try:
-                k = paths.index(spec[1])
-            except KeyError:
-                raise ValueError(f"fold {name!r}: unknown key slot {spec[1]!r}") from None
-            if kinds[s] != WILD or kinds[k] != WILD or paths.groups[s] != paths.groups[k]:
+        elif spec == "concat":
+            codes[s] = FOLD_CONCAT
+        elif isinstance(spec, tuple) and len(spec) == 2 and spec[0] in ("keyed", "concat"):
+            k = _slot(paths, name, spec[1], "key slot")
+            pair = kinds[k] == kinds[s] and (
+                kinds[s] == VALUE or (kinds[s] == WILD and paths.groups[s] == paths.groups[k])
+            )
+            if not pair:
                 raise ValueError(
                     f"fold {name!r}: keyed folds need two wildcard slots under the same "
-                    f"first array ({paths.specs[s]!r}, {paths.specs[k]!r})"
+                    f"first array or two value slots ({paths.specs[s]!r}, {paths.specs[k]!r})"
                 )
-            codes[s] = FOLD_KEYED
+            codes[s] = FOLD_KEYED if spec[0] == "keyed" else FOLD_CONCAT
             keys[s] = k
         else:
-            raise ValueError(f"fold {name!r}: expected 'last', 'first' or ('keyed', slot)")
-    return tuple(codes), tuple(keys)
+            raise ValueError(
+                f"fold {name!r}: expected 'last', 'first', 'concat', 'count', "
+                "('keyed', slot), ('concat', slot) or ('count', slot, ...)"
+            )
+    return tuple(codes), tuple(keys), tuple(counted)
 
 
 def b64decode(text: str) -> bytes | None:
@@ -162,6 +206,7 @@ class StreamScanner:
         max_str: int = 4096,
         max_depth: int = 512,
         max_items: int = 256,
+        max_concat: int = MAX_CONCAT,
     ) -> None:
         if framing not in FRAMINGS:
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}; got {framing!r}")
@@ -171,8 +216,16 @@ class StreamScanner:
             raise ValueError("b64_field applies to the eventstream framing only")
         self.framing = framing
         self.paths = paths
-        self._codes, self._keys = parse_folds(paths, folds)
+        if max_concat < 0:
+            raise ValueError("max_concat must be >= 0")
+        self._codes, self._keys, self._counted = parse_folds(paths, folds)
         self._max_items = max_items
+        self._max_concat = max_concat
+        # value-slot keyed folds and counts look at every document, touched or not
+        self._json_folds = any(
+            c in (FOLD_CONCAT, FOLD_COUNT) or (c == FOLD_KEYED and k == VALUE)
+            for c, k in zip(self._codes, paths.kinds, strict=True)
+        )
         self._sc = JsonScannerPy(paths, max_str=max_str, max_depth=max_depth, max_items=max_items)
         self._framer: Any = None
         if framing in ("sse", "ndjson", "eventstream"):
@@ -188,10 +241,7 @@ class StreamScanner:
                 raise ValueError(f"b64_field must be a plain path, got {b64_field!r}")
             limit = self._framer.max_frame
             self._b64 = JsonScannerPy(bps, max_str=limit, max_depth=max_depth)
-        n = len(paths)
-        self._vals: list[Any] = [False if k == PRESENCE else None for k in paths.kinds]
-        self._keyed: list[dict[int | str, Any] | None] = [None] * n
-        self._first = [-1] * n
+        self._clear_folds()
         self._docs = 0
         self._doc_errors = 0
         self._error: str | None = None
@@ -199,6 +249,17 @@ class StreamScanner:
         self._sentinel = False
         self._truncated = False
         self._closed = False
+
+    def _clear_folds(self) -> None:
+        n = len(self.paths)
+        self._vals: list[Any] = [
+            0 if c == FOLD_COUNT else False if k == PRESENCE else None
+            for k, c in zip(self.paths.kinds, self._codes, strict=True)
+        ]
+        self._keyed: list[dict[int | str, Any] | None] = [None] * n
+        self._first = [-1] * n
+        self._size = [0] * n  # concat: bytes kept
+        self._cut = [False] * n  # concat: reached max_concat
 
     # -- public API -----------------------------------------------------------------
 
@@ -244,17 +305,41 @@ class StreamScanner:
     def values(self) -> list[Any]:
         """The folded value per slot."""
         if self.framing == "json":
-            return self._sc.values
-        out: list[Any] = []
-        for s, v in enumerate(self._vals):
-            keyed = self._keyed[s]
-            if keyed is not None:
-                out.append([keyed[k] for k in sorted(keyed, key=key_order)])
-            elif type(v) is list:
-                out.append(list(v))
-            else:
-                out.append(v)
-        return out
+            raw = self._sc.values
+            if not self._json_folds:
+                return raw
+            self._fold_json()
+            return [
+                self._folded(s) if _folds_json(c, k) else raw[s]
+                for s, (c, k) in enumerate(zip(self._codes, self.paths.kinds, strict=True))
+            ]
+        return [self._folded(s) for s in range(len(self._vals))]
+
+    def _folded(self, s: int) -> Any:
+        keyed = self._keyed[s]
+        if keyed is not None:
+            order = sorted(keyed, key=key_order)
+            if self._codes[s] == FOLD_CONCAT:
+                return [None if keyed[k] is None else "".join(keyed[k]) for k in order]
+            return [keyed[k] for k in order]
+        v = self._vals[s]
+        if type(v) is list:
+            return "".join(v) if self._codes[s] == FOLD_CONCAT else list(v)
+        return v
+
+    @property
+    def capped(self) -> list[bool]:
+        """Per slot: a ``"concat"`` fold reached ``max_concat`` (its value is a prefix)."""
+        if self.framing == "json" and self._json_folds:
+            self._fold_json()
+        return list(self._cut)
+
+    def _fold_json(self) -> None:
+        # one document: fold it afresh each time (values are valid mid-document too)
+        self._clear_folds()
+        sc = self._sc
+        if sc._state != S_VALUE or sc._err is not None:
+            self._fold(0, sc._vals)
 
     @property
     def first_index(self) -> list[int]:
@@ -402,34 +487,79 @@ class StreamScanner:
         kinds, codes, keys, first = self.paths.kinds, self._codes, self._keys, self._first
         for s, v in enumerate(doc):
             code = codes[s]
-            good = nonnull(kinds[s], v)
+            kind = kinds[s]
+            good = nonnull(kind, v)
             if good and first[s] < 0:
                 first[s] = index
-            if code == FOLD_KEYED:
-                if v is not None:
-                    self._fold_keyed(s, v, doc[keys[s]])
+            if code in (FOLD_KEYED, FOLD_CONCAT):
+                if kind == WILD:
+                    if v is not None:
+                        self._fold_keyed(s, v, doc[keys[s]] if keys[s] >= 0 else None)
+                elif keys[s] >= 0:
+                    k = doc[keys[s]]
+                    if type(k) is int or type(k) is str:  # else: no key, no element
+                        self._merge(s, self._keyed_dict(s), k, v)
+                elif type(v) is str:
+                    pieces = self._vals[s]
+                    self._vals[s] = self._append(s, pieces, v)
+            elif code == FOLD_COUNT:
+                if good or any(nonnull(kinds[m], doc[m]) for m in self._counted[s]):
+                    self._vals[s] += 1
             elif code == FOLD_OR:
                 if v:
                     self._vals[s] = True
             elif good and (code == FOLD_LAST or self._vals[s] is None):
                 self._vals[s] = list(v) if type(v) is list else v
 
-    def _fold_keyed(self, s: int, lst: list[Any], keylist: list[Any] | None) -> None:
+    def _keyed_dict(self, s: int) -> dict[int | str, Any]:
         merged = self._keyed[s]
         if merged is None:
             merged = self._keyed[s] = {}
+        return merged
+
+    def _fold_keyed(self, s: int, lst: list[Any], keylist: list[Any] | None) -> None:
+        merged = self._keyed_dict(s)
         for j, v in enumerate(lst):
             key: int | str = j
             if keylist is not None and j < len(keylist):
                 k = keylist[j]
                 if type(k) is int or type(k) is str:
                     key = k
-            if key not in merged:
-                if len(merged) >= self._max_items:
-                    continue
-                merged[key] = None
-            if v is not None:
-                merged[key] = v
+            self._merge(s, merged, key, v)
+
+    def _merge(self, s: int, merged: dict[int | str, Any], key: int | str, v: Any) -> None:
+        if key not in merged:
+            if len(merged) >= self._max_items:
+                return
+            merged[key] = None
+        if self._codes[s] == FOLD_CONCAT:
+            if type(v) is str:
+                merged[key] = self._append(s, merged[key], v)
+        elif v is not None:
+            merged[key] = v
+
+    def _append(self, s: int, pieces: list[str] | None, piece: str) -> list[str] | None:
+        """Add ``piece`` to a concat value (a list of pieces) within the slot's cap."""
+        if self._cut[s]:
+            return pieces
+        data = piece.encode()
+        room = self._max_concat - self._size[s]
+        if len(data) > room:
+            while room > 0 and (data[room] & 0xC0) == 0x80:  # not inside a character
+                room -= 1
+            data = data[:room]
+            piece = data.decode()
+            self._cut[s] = True
+        self._size[s] += len(data)
+        if pieces is None:
+            pieces = []
+        pieces.append(piece)
+        return pieces
+
+
+def _folds_json(code: int, kind: int) -> bool:
+    """Whether a slot's fold applies to the one document of the ``json`` framing."""
+    return code in (FOLD_CONCAT, FOLD_COUNT) or (code == FOLD_KEYED and kind == VALUE)
 
 
 def framing_bytes(chunk: Any) -> bytes:

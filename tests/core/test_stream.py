@@ -424,6 +424,33 @@ def test_recycling_survives_gc_and_interpreter_exit() -> None:
     assert (r.returncode, r.stdout.split()[:1]) == (0, ["ok"]), r.stderr[-2000:]
 
 
+def test_recycling_skips_scanners_the_collector_cleared() -> None:
+    # Regression: a StreamScanner freed by the cyclic collector parked its scanner in
+    # the pool, then the collector cleared that scanner too (it was condemned in the
+    # same collection); the next StreamScanner of the PathSet got it and crashed.
+    code = textwrap.dedent(
+        """
+        import gc
+        from llmtap.core import PathSet, StreamScanner
+        ps = PathSet({"m": "model", "f": "c[*].f", "k": "c[*].k"})
+        for _ in range(20):
+            holder = []  # older than the scanners: the collector clears it first
+            ss = StreamScanner("sse", ps, folds={"f": ("keyed", "k")})
+            ss.feed(b'data: {"model": "x", "c": [{"k": 1, "f": "a"}]}\\n\\n')
+            holder += [ss, holder]
+            del ss, holder
+            gc.collect()
+            ss = StreamScanner("sse", ps)
+            ss.feed(b'data: {"model": "y"}\\n\\n')
+            assert ss.values[0] == "y", ss.values
+            del ss
+        print("ok")
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout.split()[:1]) == (0, ["ok"]), r.stderr[-2000:]
+
+
 def test_feed_after_close_is_ignored(StreamScanner: Any) -> None:
     ss = run(StreamScanner, "sse", CHAT, sse(chat_chunk("a")))
     before = state(ss)
