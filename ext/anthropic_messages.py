@@ -13,19 +13,27 @@ Usage: Anthropic's ``input_tokens`` excludes cache reads and writes, so
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 import msgspec
 
-from .family import Family, Route, Scan, add
+from . import content as c
+from .family import Family, Route, Scan, add, decode_request
 from .record import CallRecord
 
 __all__ = [
+    "ANTHROPIC_CAPTURE_FOLDS",
+    "ANTHROPIC_CAPTURE_PATHS",
     "ANTHROPIC_MARKERS",
     "ANTHROPIC_OUTPUTS",
     "ANTHROPIC_PATHS",
     "FAMILY",
     "MessagesRequest",
+    "anthropic_input",
+    "anthropic_output",
+    "anthropic_parts",
+    "anthropic_stream",
     "fold_anthropic_usage",
 ]
 
@@ -100,6 +108,133 @@ def fold_anthropic_usage(s: Scan, rec: CallRecord) -> None:
     rec.reasoning_tokens = s.num("thinking_tokens")
 
 
+# -- content (capture only) ------------------------------------------------------------
+
+#: Streamed content blocks, per block index: type, tool id and name from
+#: ``content_block_start``, text / thinking / tool input joined from the deltas.
+ANTHROPIC_CAPTURE_PATHS = {
+    "c_idx": "index",
+    "c_type": "content_block.type",
+    "c_id": "content_block.id",
+    "c_name": "content_block.name",
+    "c_text": "delta.text",
+    "c_think": "delta.thinking",
+    "c_json": "delta.partial_json",
+}
+ANTHROPIC_CAPTURE_FOLDS = {
+    "c_type": ("keyed", "c_idx"),
+    "c_id": ("keyed", "c_idx"),
+    "c_name": ("keyed", "c_idx"),
+    "c_text": ("concat", "c_idx"),
+    "c_think": ("concat", "c_idx"),
+    "c_json": ("concat", "c_idx"),
+}
+
+
+class _Message(msgspec.Struct):
+    role: Any = None
+    content: Any = None
+
+
+class _Request(msgspec.Struct):
+    system: Any = None
+    messages: list[_Message] = msgspec.field(default_factory=list)
+    prompt: Any = None  # the Bedrock InvokeModel text models share this decoder
+    inputText: Any = None
+
+
+class _Response(msgspec.Struct):
+    role: Any = None
+    content: Any = None
+    stop_reason: Any = None
+
+
+def _source(block: dict[str, Any], modality: str) -> c.Part:
+    src = c.obj(block.get("source"))
+    kind = src.get("type")
+    mime = src.get("media_type")
+    if kind == "base64":
+        return c.blob(c.modality_of(mime, modality), mime, src.get("data"))
+    if kind == "text":
+        return c.text(src.get("data") or "")
+    if kind == "file":
+        return c.file_part(modality, mime, src.get("file_id"))
+    return c.uri(modality, mime, src.get("url"))
+
+
+def anthropic_parts(content: Any) -> list[c.Part]:
+    """Anthropic content: a string, or a list of typed blocks."""
+    if not isinstance(content, list):
+        return c.text_parts(content)
+    parts: list[c.Part] = []
+    for b in content:
+        if not isinstance(b, dict):
+            continue
+        kind = b.get("type")
+        if kind == "text":
+            parts.append(c.text(b.get("text") or ""))
+        elif kind == "thinking":
+            parts.append(c.reasoning(b.get("thinking") or ""))
+        elif kind == "tool_use":
+            parts.append(c.tool_call(b.get("id"), b.get("name"), b.get("input")))
+        elif kind == "tool_result":
+            inner = b.get("content")
+            if isinstance(inner, list):
+                mapped = anthropic_parts(inner)
+                texts = [p["content"] for p in mapped if p["type"] == "text"]
+                inner = "".join(texts) if len(texts) == len(mapped) else mapped
+            parts.append(c.tool_response(b.get("tool_use_id"), inner))
+        elif kind == "image":
+            parts.append(_source(b, "image"))
+        elif kind == "document":
+            parts.append(_source(b, "document"))
+        else:  # redacted thinking, server tool use and results, ...
+            parts.append(c.generic(kind, id=b.get("id"), name=b.get("name")))
+    return parts
+
+
+def anthropic_input(req: bytes) -> tuple[list[Any] | None, list[Any] | None]:
+    r = decode_request(req, _Request)
+    if not isinstance(r, _Request):
+        return None, None
+    system = anthropic_parts(r.system)
+    msgs = [c.message(m.role, anthropic_parts(m.content)) for m in r.messages]
+    for prompt in (r.prompt, r.inputText):  # Bedrock text models: one prompt string
+        if isinstance(prompt, str) and prompt:
+            msgs.append(c.message("user", [c.text(prompt)]))
+    return system or None, msgs or None
+
+
+def anthropic_output(body: bytes, finish: list[str] | None) -> list[Any] | None:
+    r = decode_request(body, _Response)
+    if not isinstance(r, _Response) or not isinstance(r.content, list):
+        return None
+    reason = r.stop_reason if isinstance(r.stop_reason, str) else c.finish_at(finish, 0)
+    return [c.output_message(anthropic_parts(r.content), reason, r.role)]
+
+
+def anthropic_stream(s: Scan, finish: list[str] | None) -> list[c.Part]:
+    """The content blocks of a streamed message, in block order."""
+    v, capped = s.values, s.capped
+    parts: list[c.Part] = []
+    for i, kind in enumerate(s.seq("c_type")):
+        text, think = c.at(v["c_text"], i), c.at(v["c_think"], i)
+        if kind in ("tool_use", "server_tool_use"):
+            raw = c.at(v["c_json"], i)
+            args = c.arguments(raw) if raw else {}
+            if kind == "tool_use":
+                parts.append(c.tool_call(c.at(v["c_id"], i), c.at(v["c_name"], i), args))
+            else:
+                parts.append(c.generic(kind, id=c.at(v["c_id"], i), name=c.at(v["c_name"], i)))
+        elif kind == "thinking" or (kind is None and think):
+            parts.append(c.reasoning(c.cut(think or "", "c_think" in capped)))
+        elif kind == "text" or (kind is None and text):
+            parts.append(c.text(c.cut(text or "", "c_text" in capped)))
+        elif kind is not None:
+            parts.append(c.generic(kind))
+    return parts
+
+
 class AnthropicMessages(Family):
     name = "anthropic.messages"
     operation = "chat"
@@ -108,6 +243,8 @@ class AnthropicMessages(Family):
     paths = ANTHROPIC_PATHS
     outputs = ANTHROPIC_OUTPUTS
     markers = ANTHROPIC_MARKERS
+    capture_paths = ANTHROPIC_CAPTURE_PATHS
+    capture_folds = ANTHROPIC_CAPTURE_FOLDS
 
     def match(self, method: str, path: str, query: str) -> Route | None:
         if path.endswith("/v1/messages"):
@@ -150,6 +287,17 @@ class AnthropicMessages(Family):
 
     def in_stream_error(self, s: Scan) -> bool:
         return super().in_stream_error(s) or s.get("type") == "error"
+
+    # -- content ---------------------------------------------------------------------
+
+    def input_messages(self, req: bytes) -> tuple[list[Any] | None, list[Any] | None]:
+        return anthropic_input(req)
+
+    def output_messages(self, body: bytes, finish: list[str] | None) -> list[Any] | None:
+        return anthropic_output(body, finish)
+
+    def stream_messages(self, s: Scan, finish: list[str] | None) -> list[Any] | None:
+        return [c.output_message(anthropic_stream(s, finish), c.finish_at(finish, 0))]
 
 
 FAMILY = AnthropicMessages()

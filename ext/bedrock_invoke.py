@@ -11,16 +11,24 @@ then the ``x-amzn-bedrock-*-token-count`` headers. Input counts exclude cache.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from . import content as c
 from .anthropic_messages import (
+    ANTHROPIC_CAPTURE_FOLDS,
+    ANTHROPIC_CAPTURE_PATHS,
     ANTHROPIC_MARKERS,
     ANTHROPIC_OUTPUTS,
     ANTHROPIC_PATHS,
+    anthropic_parts,
+    anthropic_stream,
     fold_anthropic_usage,
 )
 from .bedrock_common import PROVIDER, bedrock_error_fields, bedrock_route, fold_header_usage
-from .family import Family, Route, Scan, add, as_int, raw_reasons
+from .bedrock_converse import converse_parts
+from .family import Family, Route, Scan, add, as_int, decode_request, raw_reasons
 from .record import CallRecord
 
 __all__ = ["FAMILY", "InvokeRequest"]
@@ -78,6 +86,132 @@ _OTHER_OUTPUTS = (
     ("nova_tool", "tool_call"),
     ("nova_tool_ns", "tool_call"),
 )
+
+
+# -- content (capture only): the vendor shapes Bedrock serves ---------------------------
+
+
+class _Message(msgspec.Struct):
+    role: Any = None
+    content: Any = None
+
+
+class _Request(msgspec.Struct):
+    system: Any = None
+    messages: list[_Message] = msgspec.field(default_factory=list)
+    prompt: Any = None  # Llama, Mistral, Cohere Command
+    inputText: Any = None
+    message: Any = None  # Cohere Command R
+
+
+class _Response(msgspec.Struct):
+    role: Any = None
+    content: Any = None  # Anthropic blocks
+    stop_reason: Any = None  # Anthropic, Llama
+    output: Any = None  # Nova: {"message": ...}
+    stopReason: Any = None
+    results: Any = None  # Titan: [{"outputText", "completionReason"}]
+    generation: Any = None  # Llama
+    outputs: Any = None  # Mistral: [{"text", "stop_reason"}]
+    generations: Any = None  # Cohere Command: [{"text", "finish_reason"}]
+    text: Any = None  # Cohere Command R
+    finish_reason: Any = None
+    choices: Any = None  # OpenAI-style
+
+
+def _parts(content: Any) -> list[c.Part]:
+    """Anthropic blocks have a "type", Nova's (Converse-shaped) do not."""
+    if not isinstance(content, list):
+        return c.text_parts(content)
+    out: list[c.Part] = []
+    for b in content:
+        out += anthropic_parts([b]) if isinstance(b, dict) and "type" in b else converse_parts([b])
+    return out
+
+
+def _texts(items: Any, text_key: str, reason_key: str, finish: list[str] | None) -> list[Any]:
+    out = []
+    for i, it in enumerate(items if isinstance(items, list) else ()):
+        if isinstance(it, dict):
+            reason = it.get(reason_key)
+            reason = reason if isinstance(reason, str) else c.finish_at(finish, i)
+            out.append(c.output_message(c.text_parts(it.get(text_key)), reason))
+    return out
+
+
+def _choices(choices: Any, finish: list[str] | None) -> list[Any]:
+    out = []
+    for i, ch in enumerate(choices if isinstance(choices, list) else ()):
+        if isinstance(ch, dict):
+            msg = c.obj(ch.get("message"))
+            text = msg.get("content", ch.get("text"))
+            reason = ch.get("finish_reason") or ch.get("stop_reason") or c.finish_at(finish, i)
+            out.append(c.output_message(c.text_parts(text), reason))
+    return out
+
+
+# Streamed output: Claude's events (the Anthropic slots), Nova's block events (start
+# and delta events carry their own block index: each index slot keys its own), and
+# the text of the one-field vendors.
+_CAPTURE_PATHS = {
+    **ANTHROPIC_CAPTURE_PATHS,
+    "n_sidx": "contentBlockStart.contentBlockIndex",
+    "n_didx": "contentBlockDelta.contentBlockIndex",
+    "n_id": "contentBlockStart.start.toolUse.toolUseId",
+    "n_name": "contentBlockStart.start.toolUse.name",
+    "n_text": "contentBlockDelta.delta.text",
+    "n_think": "contentBlockDelta.delta.reasoningContent.text",
+    "n_tool": "contentBlockDelta.delta.toolUse.input",
+    "t_text": "outputText",
+    "l_text": "generation",
+    "k_text": "text",
+    "o_text": "choices[*].delta.content",
+    "m_text": "outputs[*].text",
+}
+_CAPTURE_FOLDS = {
+    **ANTHROPIC_CAPTURE_FOLDS,
+    "n_sidx": ("keyed", "n_sidx"),
+    "n_didx": ("keyed", "n_didx"),
+    "n_id": ("keyed", "n_sidx"),
+    "n_name": ("keyed", "n_sidx"),
+    "n_text": ("concat", "n_didx"),
+    "n_think": ("concat", "n_didx"),
+    "n_tool": ("concat", "n_didx"),
+    "t_text": "concat",
+    "l_text": "concat",
+    "k_text": "concat",
+    "o_text": ("concat", "choices_idx"),
+    "m_text": "concat",
+}
+
+
+def _nova_stream(s: Scan) -> list[c.Part]:
+    v, capped = s.values, s.capped
+    blocks: dict[Any, list[c.Part]] = {}
+    for i, k in enumerate(s.seq("n_didx")):
+        parts = blocks.setdefault(k, [])
+        if c.at(v["n_think"], i):
+            parts.append(c.reasoning(v["n_think"][i]))
+        if c.at(v["n_text"], i):
+            parts.append(c.text(v["n_text"][i]))
+    args = dict(zip(s.seq("n_didx"), s.seq("n_tool"), strict=False))
+    for i, k in enumerate(s.seq("n_sidx")):
+        if c.at(v["n_name"], i):
+            call = c.tool_call(c.at(v["n_id"], i), v["n_name"][i], args.get(k))
+            blocks.setdefault(k, []).append(call)
+    out: list[c.Part] = []
+    for k in sorted(blocks, key=lambda k: (0, k, "") if isinstance(k, int) else (1, 0, str(k))):
+        for p in blocks[k]:
+            # Nova streams every delta as a block of its own: join neighbouring texts
+            if p["type"] == "text" and out and out[-1]["type"] == "text":
+                out[-1] = c.text(out[-1]["content"] + p["content"])
+            else:
+                out.append(p)
+    if out and ("n_text" in capped or "n_think" in capped):  # the slots filled up: cut
+        last = [p for p in out if p["type"] in ("text", "reasoning")]
+        if last:
+            last[-1]["content"] += c.CUT
+    return out
 
 
 class BedrockInvoke(Family):
@@ -143,6 +277,8 @@ class BedrockInvoke(Family):
         *_OTHER_OUTPUTS,
     )
     markers = (*ANTHROPIC_MARKERS, *(slot for slot, _ in _OTHER_OUTPUTS))
+    capture_paths = _CAPTURE_PATHS
+    capture_folds = _CAPTURE_FOLDS
 
     def match(self, method: str, path: str, query: str) -> Route | None:
         return bedrock_route(path, ("invoke", "invoke-with-response-stream"))
@@ -208,6 +344,53 @@ class BedrockInvoke(Family):
 
     def error_fields(self, s: Scan) -> tuple[str | None, str | None]:
         return bedrock_error_fields(s, super().error_fields(s))
+
+    # -- content ---------------------------------------------------------------------
+
+    def input_messages(self, req: bytes) -> tuple[list[Any] | None, list[Any] | None]:
+        r = decode_request(req, _Request)
+        if not isinstance(r, _Request):
+            return None, None
+        system = _parts(r.system)
+        msgs = [c.message(m.role, _parts(m.content)) for m in r.messages]
+        for prompt in (r.prompt, r.inputText, r.message):
+            if isinstance(prompt, str) and prompt:
+                msgs.append(c.message("user", [c.text(prompt)]))
+        return system or None, msgs or None
+
+    def output_messages(self, body: bytes, finish: list[str] | None) -> list[Any] | None:
+        r = decode_request(body, _Response)
+        if not isinstance(r, _Response):
+            return None
+        first = c.finish_at(finish, 0)
+        if isinstance(r.content, list):
+            reason = r.stop_reason if isinstance(r.stop_reason, str) else first
+            return [c.output_message(anthropic_parts(r.content), reason, r.role)]
+        if isinstance(r.output, dict) and isinstance(r.output.get("message"), dict):
+            reason = r.stopReason if isinstance(r.stopReason, str) else first
+            return [c.output_message(converse_parts(r.output["message"].get("content")), reason)]
+        if isinstance(r.generation, str):
+            reason = r.stop_reason if isinstance(r.stop_reason, str) else first
+            return [c.output_message([c.text(r.generation)], reason)]
+        if isinstance(r.text, str):
+            reason = r.finish_reason if isinstance(r.finish_reason, str) else first
+            return [c.output_message([c.text(r.text)], reason)]
+        return (
+            _texts(r.results, "outputText", "completionReason", finish)
+            or _texts(r.outputs, "text", "stop_reason", finish)
+            or _texts(r.generations, "text", "finish_reason", finish)
+            or _choices(r.choices, finish)
+            or None
+        )
+
+    def stream_messages(self, s: Scan, finish: list[str] | None) -> list[Any] | None:
+        parts = anthropic_stream(s, finish) + _nova_stream(s)
+        for slot in ("t_text", "l_text", "k_text", "m_text", "o_text"):
+            v = s.get(slot)
+            for t in v if isinstance(v, list) else [v]:
+                if isinstance(t, str) and t:
+                    parts.append(c.text(c.cut(t, slot in s.capped)))
+        return [c.output_message(parts, c.finish_at(finish, 0))]
 
 
 FAMILY = BedrockInvoke()

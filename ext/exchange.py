@@ -4,6 +4,11 @@ The response body path (:meth:`Exchange.on_response_body`) is hot: it hands each
 chunk to the Decompressor (if any) and the native StreamScanner and makes no Python
 object per event; all folding waits for :meth:`Exchange.finish`. Nothing here raises
 into the gateway: a failure to read a body ends reading and is noted on the record.
+
+With content capture on (``ExtConfig.capture_content``) the request body and a plain
+2xx response body are kept (bounded like the request body), streamed output is
+joined by the scanner's ``"concat"`` slots, and ``CallRecord.content`` builds the
+messages from them when first read. Off, none of that happens.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .content import INPUT, OUTPUT, SYSTEM, MessageContent
 from .cost import cost_usd
 from .errors import describe
-from .family import Family, Route, Scan, decode_request
+from .family import OUTPUT_DOCS, Family, Route, Scan, decode_request
 from .record import CallRecord, EnvoyTokenUsage
 from .request import ExtConfig
 
@@ -24,6 +30,9 @@ __all__ = ["Exchange"]
 _STREAMED = frozenset({"sse", "ndjson", "eventstream", "json_array"})
 # Past the request-body cap, only these are still read (streaming, bounded memory).
 _OVERFLOW_PATHS = {"model": "model", "stream": "stream"}
+# Capture: strings a scanner extracts may be as long as a joined "concat" slot, so a
+# streamed piece is never cut before it is joined (core: max_str >= max_concat).
+_CAPTURE_MAX_STR = 64 * 1024
 
 
 class Exchange:
@@ -43,11 +52,14 @@ class Exchange:
         "_overflow",
         "_rec",
         "_record",
+        "_req_body",
         "_req_decoded",
         "_req_done",
+        "_resp",
         "_route",
         "_scan_error",
         "_seen",
+        "_spec",
         "_ss",
         "_started",
         "_status",
@@ -76,6 +88,9 @@ class Exchange:
             stream=route.stream,
         )
         self._body: bytearray | None = None
+        self._req_body: bytes | None = None  # kept for content capture
+        self._resp: bytearray | None = None  # capture: a plain response body
+        self._spec: Any = None
         self._overflow: Any = None  # StreamScanner reading a request past the cap
         self._req_done = family.request is None
         self._req_decoded = False
@@ -161,7 +176,10 @@ class Exchange:
                 rec.stream = stream
         else:
             body, self._body = self._body, None
-            req = decode_request(bytes(body), fam.request) if body and fam.request else None
+            raw = bytes(body) if body else b""
+            if self._cfg.capture_content:
+                self._req_body = raw
+            req = decode_request(raw, fam.request) if raw and fam.request else None
             if req is not None:
                 fam.read_request(req, rec, self._route)
                 self._req_decoded = True
@@ -197,11 +215,18 @@ class Exchange:
                 self._dec = Decompressor(encoding)
                 if self._dec.error:
                     raise ValueError(self._dec.error)
-            pathset, self._names, self._out = fam.scanner_spec()
-            kwargs: dict[str, Any] = {"folds": dict(fam.folds)}
+            capture = self._cfg.capture_content
+            spec = self._spec = fam.scanner_spec(capture)
+            self._names, self._out = spec.names, spec.out
+            # spec.folds is one object per family: core's parsed-fold cache hits
+            kwargs: dict[str, Any] = {"folds": spec.folds}
             if framing == "eventstream" and fam.b64_field:
                 kwargs["b64_field"] = fam.b64_field
-            self._ss = StreamScanner(framing, pathset, **kwargs)
+            if capture:
+                kwargs["max_str"] = _CAPTURE_MAX_STR
+                if framing == "json" and 200 <= status < 300:
+                    self._resp = bytearray()
+            self._ss = StreamScanner(framing, spec.paths, **kwargs)
             self._framing = framing
         except Exception as e:  # unsupported encoding or framing: the body goes unread
             self._dec = self._ss = None
@@ -217,20 +242,16 @@ class Exchange:
         self._seen = True
         try:
             dec = self._dec
-            if dec is None:
-                ss.feed(chunk)
-            else:
-                ss.feed(dec.feed(chunk))
+            data = chunk if dec is None else dec.feed(chunk)
+            ss.feed(data)
+            if self._resp is not None:
+                self._keep(data)
             if end_of_stream:
                 self._end_body()
-            if self._started:
+            if self._started or not ss.output_started(self._out):
                 return False
-            first = ss.first_index
-            for i in self._out:
-                if first[i] >= 0:
-                    self._started = True
-                    return True
-            return False
+            self._started = True
+            return True
         except Exception as e:  # a bug must not break the data path: stop reading
             self._ss = None
             self._scan_error = f"body scan failed: {e!r}"
@@ -245,7 +266,18 @@ class Exchange:
             tail = dec.close()
             if tail:
                 ss.feed(tail)
+                if self._resp is not None:
+                    self._keep(tail)
         ss.close()
+
+    def _keep(self, data: bytes | bytearray | memoryview) -> None:
+        """Capture: keep a plain response body, up to the request-body cap."""
+        resp = self._resp
+        if resp is not None:
+            if len(resp) + len(data) <= self._cfg.max_request_body:
+                resp += data
+            else:  # too big to keep: no output messages rather than a cut document
+                self._resp = None
 
     def on_response_trailers(self, headers: Mapping[str, str]) -> None:
         """Trailers count as response headers (Bedrock counts, request ids)."""
@@ -327,6 +359,8 @@ class Exchange:
             if ss is not None:
                 rec.first_output_kind = fam.first_output_kind(s)
                 rec.first_output_event = fam.first_output_doc(s)
+                if self._framing in _STREAMED and OUTPUT_DOCS in s.values:
+                    rec.output_chunks = s.values[OUTPUT_DOCS]
         if abnormal:
             finish = [r or "error" for r in raw_finish] or ["error"]
         else:
@@ -338,6 +372,10 @@ class Exchange:
         rec.scan_error = self._scan_error or dec_error or s.error
         if self._envoy is not None:
             _apply_envoy(rec, self._envoy)
+        if self._cfg.capture_content:
+            if ss is not None:
+                s.capped = frozenset(n for n, c in zip(s.values, ss.capped, strict=True) if c)
+            rec.content = self._content(s, ok)
         if self._cfg.cost:
             billed = rec.billed_input_tokens is not None or rec.billed_output_tokens is not None
             rec.cost_usd = cost_usd(
@@ -348,6 +386,25 @@ class Exchange:
                 None if billed else rec.cache_read_tokens,
                 None if billed else rec.cache_creation_tokens,
             )
+
+    def _content(self, s: Scan, ok: bool) -> MessageContent:
+        """The record's content, built from what was kept when (if ever) it is read."""
+        fam, rec, req = self._family, self._rec, self._req_body
+        body = bytes(self._resp) if ok and self._resp is not None else None
+        streamed = ok and self._framing in _STREAMED
+
+        def build() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            if req:
+                out[SYSTEM], out[INPUT] = fam.input_messages(req)
+            if body is not None:
+                out[OUTPUT] = fam.output_messages(body, rec.finish_reasons)
+            elif streamed:
+                out[OUTPUT] = fam.stream_messages(s, rec.finish_reasons)
+            return out
+
+        self._req_body = self._resp = None
+        return MessageContent(build)
 
     def _body_incomplete(self, s: Scan) -> bool:
         """The body stopped mid-frame, or a stream stopped before its end marker."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 
@@ -19,9 +19,11 @@ from .record import CallRecord
 
 __all__ = [
     "ERROR_PATHS",
+    "OUTPUT_DOCS",
     "Family",
     "Route",
     "Scan",
+    "Spec",
     "add",
     "as_int",
     "decode_request",
@@ -39,6 +41,9 @@ ERROR_PATHS: Mapping[str, str] = {
     "_e_str": "error",
     "_e_top_msg": "message",
 }
+
+#: Slot counting the documents that carried output (``CallRecord.output_chunks``).
+OUTPUT_DOCS = "_output_docs"
 
 _JSON_TYPES = ("application/json", "text/json")
 _NDJSON_TYPES = (
@@ -62,10 +67,21 @@ class Route:
     enum_int: bool = False  # Vertex ``enum-encoding=int``: enums come back as numbers
 
 
+class Spec(NamedTuple):
+    """What a family's StreamScanner is made of, built once per family and variant."""
+
+    paths: Any  # PathSet
+    names: tuple[str, ...]
+    out: tuple[int, ...]  # marker slots: the first document with one is the first output
+    folds: Mapping[str, Any]  # the same object every time: core caches parsed folds by it
+    chunks: int  # the OUTPUT_DOCS slot, or -1 (a family without output slots)
+
+
 class Scan:
     """Scanned values of one response, read once by :meth:`Family.fold`."""
 
     __slots__ = (
+        "capped",
         "docs",
         "done_sentinel",
         "error",
@@ -86,6 +102,7 @@ class Scan:
     ) -> None:
         self.route = route
         self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.capped: frozenset[str] = frozenset()  # "concat" slots cut at max_concat
         if ss is None:  # nothing was scanned (no body, or a body llmtap could not read)
             self.values: dict[str, Any] = dict.fromkeys(names)
             self.first: dict[str, int] = dict.fromkeys(names, -1)
@@ -215,8 +232,13 @@ class Family:
     error_paths: ClassVar[Mapping[str, str]] = ERROR_PATHS
     #: False: the response body is not read at all.
     scans: ClassVar[bool] = True
+    #: Slots (and their folds) read only when message content is captured: the
+    #: output of a streamed response, joined with ``"concat"`` folds.
+    capture_paths: ClassVar[Mapping[str, str]] = {}
+    capture_folds: ClassVar[Mapping[str, Any]] = {}
 
-    _compiled: tuple[Any, tuple[str, ...], tuple[int, ...]] | None = None
+    _spec: Spec | None = None
+    _capture_spec: Spec | None = None
     _markers: tuple[str, ...] | None = None
 
     # -- recognition -----------------------------------------------------------
@@ -255,20 +277,53 @@ class Family:
             return stream_framing
         return "json"
 
-    def scanner_spec(self) -> tuple[Any, tuple[str, ...], tuple[int, ...]]:
-        """(PathSet, slot names, output slot indexes), built once per family."""
-        c = self._compiled
+    def scanner_spec(self, capture: bool = False) -> Spec:
+        """The StreamScanner spec, built once per family; ``capture`` adds the
+        content slots (only then: the default path scans nothing more)."""
+        c = self._capture_spec if capture else self._spec
         if c is None:
-            from llmtap.core import PathSet
-
-            spec = {**self.error_paths, **self.paths}
-            names = tuple(spec)
-            out = tuple(names.index(slot) for slot in self.marker_slots())
-            c = self._compiled = (PathSet(spec), names, out)
+            c = self._build_spec(capture)
+            if capture:
+                self._capture_spec = c
+            else:
+                self._spec = c
         return c
+
+    def _build_spec(self, capture: bool) -> Spec:
+        from llmtap.core import PathSet
+
+        spec = {**self.error_paths, **self.paths}
+        folds = dict(self.folds)
+        markers = self.marker_slots()
+        if markers:
+            # one count over every marker slot: a document carrying several kinds of
+            # output is still one output chunk
+            spec[OUTPUT_DOCS] = spec[markers[0]]
+            folds[OUTPUT_DOCS] = ("count", *markers[1:])
+        if capture:
+            spec.update(self.capture_paths)
+            folds.update(self.capture_folds)
+        names = tuple(spec)
+        out = tuple(names.index(slot) for slot in markers)
+        chunks = names.index(OUTPUT_DOCS) if markers else -1
+        return Spec(PathSet(spec), names, out, folds, chunks)
 
     def fold(self, s: Scan, rec: CallRecord) -> None:
         """Fold the scanned values into ``rec`` (response model, id, usage, finish)."""
+
+    # -- content (only when capture is on) ---------------------------------------------
+
+    def input_messages(self, req: bytes) -> tuple[list[Any] | None, list[Any] | None]:
+        """(system instructions, input messages) of a request body, as GenAI JSON."""
+        return None, None
+
+    def output_messages(self, body: bytes, finish: list[str] | None) -> list[Any] | None:
+        """Output messages of a plain (not streamed) 2xx response body."""
+        return None
+
+    def stream_messages(self, s: Scan, finish: list[str] | None) -> list[Any] | None:
+        """Output messages of a streamed response, from the ``capture_paths`` slots."""
+        return None
 
     def finish_reasons(self, s: Scan) -> list[str | None]:
         """Finish reason per choice/candidate in index order (None: not finished)."""

@@ -16,11 +16,13 @@ Request fields are read from the camelCase ``generationConfig`` the SDKs send.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 import msgspec
 
-from .family import Family, Route, Scan, add
+from . import content as c
+from .family import Family, Route, Scan, add, decode_request
 from .record import CallRecord
 
 __all__ = ["FAMILY", "GenerateContentRequest"]
@@ -82,6 +84,65 @@ def _sent(raw: msgspec.Raw) -> bool:
     return bytes(raw).strip() not in (b"", b"null")
 
 
+# -- content (capture only) ------------------------------------------------------------
+
+# Gemini roles; "function" is what older clients send for function responses.
+_ROLES = {"model": "assistant", "user": "user", "function": "tool", "tool": "tool"}
+
+
+class _Content(msgspec.Struct):
+    role: Any = None
+    parts: Any = None
+
+
+class _Request(msgspec.Struct):
+    contents: list[_Content] | None = None
+    # proto JSON accepts both spellings
+    systemInstruction: _Content | None = None
+    system_instruction: _Content | None = None
+
+
+class _Candidate(msgspec.Struct):
+    content: _Content | None = None
+
+
+class _Response(msgspec.Struct):
+    candidates: list[_Candidate] = msgspec.field(default_factory=list)
+
+
+def _get(d: dict[str, Any], camel: str, snake: str) -> Any:
+    v = d.get(camel)
+    return v if v is not None else d.get(snake)
+
+
+def gemini_parts(parts: Any) -> list[c.Part]:
+    if isinstance(parts, str):  # the SDKs' shorthand, accepted on the wire too
+        return [c.text(parts)]
+    out: list[c.Part] = []
+    for p in parts if isinstance(parts, list) else ():
+        if not isinstance(p, dict):
+            continue
+        if isinstance(p.get("text"), str):
+            out.append(c.reasoning(p["text"]) if p.get("thought") else c.text(p["text"]))
+        elif (d := _get(p, "inlineData", "inline_data")) is not None:
+            mime = _get(d, "mimeType", "mime_type")
+            out.append(c.blob(c.modality_of(mime), mime, d.get("data")))
+        elif (d := _get(p, "fileData", "file_data")) is not None:
+            mime = _get(d, "mimeType", "mime_type")
+            out.append(c.uri(c.modality_of(mime), mime, _get(d, "fileUri", "file_uri")))
+        elif (d := _get(p, "functionCall", "function_call")) is not None:
+            out.append(c.tool_call(d.get("id"), d.get("name"), d.get("args")))
+        elif (d := _get(p, "functionResponse", "function_response")) is not None:
+            out.append(c.tool_response(d.get("id"), d.get("response")))
+        elif (d := _get(p, "executableCode", "executable_code")) is not None:
+            out.append(c.generic("executable_code", language=d.get("language"), code=d.get("code")))
+        elif (d := _get(p, "codeExecutionResult", "code_execution_result")) is not None:
+            out.append(
+                c.generic("code_execution_result", outcome=d.get("outcome"), output=d.get("output"))
+            )
+    return out
+
+
 class Gemini(Family):
     name = "gemini.generate_content"
     operation = "generate_content"
@@ -106,6 +167,15 @@ class Gemini(Family):
         "inline": "?candidates[*].content.parts[*].inlineData",
     }
     folds = {"finish": ("keyed", "idx")}
+    # Streamed text per candidate. Thought summaries (includeThoughts) are text parts
+    # too and cannot be told apart here: they are joined into the text. A function
+    # call arrives whole with object arguments, which a scanner does not extract:
+    # the name of the (last) call of a chunk is kept.
+    capture_paths = {
+        "c_text": "candidates[*].content.parts[*].text",
+        "c_call": "candidates[*].content.parts[*].functionCall.name",
+    }
+    capture_folds = {"c_text": ("concat", "idx"), "c_call": ("keyed", "idx")}
     # Thought parts carry text too: in the same chunk, "thought" wins the tie.
     outputs = (
         ("thought", "reasoning"),
@@ -166,6 +236,41 @@ class Gemini(Family):
 
     def stream_complete(self, s: Scan) -> bool:
         return any(r is not None for r in self.finish_reasons(s))
+
+    # -- content ---------------------------------------------------------------------
+
+    def input_messages(self, req: bytes) -> tuple[list[Any] | None, list[Any] | None]:
+        r = decode_request(req, _Request)
+        if not isinstance(r, _Request):
+            return None, None
+        sys_content = r.systemInstruction or r.system_instruction
+        system = gemini_parts(sys_content.parts) if sys_content is not None else []
+        msgs = [
+            c.message(_ROLES.get(str(m.role), m.role or "user"), gemini_parts(m.parts))
+            for m in r.contents or ()
+        ]
+        return system or None, msgs or None
+
+    def output_messages(self, body: bytes, finish: list[str] | None) -> list[Any] | None:
+        r = decode_request(body, _Response)
+        if not isinstance(r, _Response):
+            return None
+        return [
+            c.output_message(
+                gemini_parts(cand.content.parts if cand.content else None), c.finish_at(finish, i)
+            )
+            for i, cand in enumerate(r.candidates)
+        ]
+
+    def stream_messages(self, s: Scan, finish: list[str] | None) -> list[Any] | None:
+        texts, calls, cut = s.seq("c_text"), s.seq("c_call"), "c_text" in s.capped
+        msgs = []
+        for i in range(max(len(texts), len(calls))):
+            parts = c.text_parts(c.cut(c.at(texts, i), cut))
+            if c.at(calls, i):
+                parts.append(c.tool_call(None, calls[i], None))
+            msgs.append(c.output_message(parts, c.finish_at(finish, i)))
+        return msgs or None
 
 
 def _enum_name(v: object, table: tuple[str, ...]) -> str | None:

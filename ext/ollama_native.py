@@ -9,9 +9,12 @@ Ollama's OpenAI-compatible ``/v1`` endpoints are the OpenAI families'.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-from .family import Family, Route, Scan
+from . import content as c
+from .family import Family, Route, Scan, decode_request
 from .record import CallRecord
 
 __all__ = ["CHAT", "GENERATE", "OllamaRequest"]
@@ -34,6 +37,62 @@ class OllamaRequest(msgspec.Struct):
     # "json", a JSON schema object, or "": kept raw, only its shape matters
     format: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
     options: _Options | None = None
+
+
+# -- content (capture only) ------------------------------------------------------------
+
+
+class _Function(msgspec.Struct):
+    name: Any = None
+    arguments: Any = None
+
+
+class _ToolCall(msgspec.Struct):
+    id: Any = None
+    function: _Function | None = None
+
+
+class _Message(msgspec.Struct):
+    role: Any = None
+    content: Any = None
+    thinking: Any = None
+    images: Any = None
+    tool_calls: list[_ToolCall] | None = None
+    tool_name: Any = None
+
+
+class _Request(msgspec.Struct):
+    messages: list[_Message] = msgspec.field(default_factory=list)  # /api/chat
+    prompt: Any = None  # /api/generate
+    system: Any = None
+    images: Any = None
+
+
+class _Response(msgspec.Struct):
+    message: _Message | None = None  # /api/chat
+    response: Any = None  # /api/generate
+    thinking: Any = None
+    done_reason: Any = None
+
+
+def _images(images: Any) -> list[c.Part]:
+    # base64 without a MIME type
+    return (
+        [c.blob("image", None, i) for i in images if isinstance(i, str)]
+        if isinstance(images, list)
+        else []
+    )
+
+
+def _parts(m: _Message) -> list[c.Part]:
+    parts = [c.reasoning(m.thinking)] if isinstance(m.thinking, str) and m.thinking else []
+    if m.role == "tool":
+        return [c.tool_response(m.tool_name, m.content)]
+    parts += c.text_parts(m.content) + _images(m.images)
+    for tc in m.tool_calls or ():
+        fn = tc.function or _Function()
+        parts.append(c.tool_call(tc.id, fn.name, fn.arguments))
+    return parts
 
 
 class OllamaNative(Family):
@@ -84,6 +143,22 @@ class OllamaNative(Family):
             rec.frequency_penalty = o.frequency_penalty
             rec.presence_penalty = o.presence_penalty
 
+    # Streamed output: chat lines carry "message", generate lines "response". Tool
+    # calls arrive whole with object arguments: their names are kept.
+    capture_paths = {
+        "c_text": "message.content",
+        "c_think": "message.thinking",
+        "c_tool": "message.tool_calls[*].function.name",
+        "c_gen": "response",
+        "c_gen_think": "thinking",
+    }
+    capture_folds = {
+        "c_text": "concat",
+        "c_think": "concat",
+        "c_gen": "concat",
+        "c_gen_think": "concat",
+    }
+
     def fold(self, s: Scan, rec: CallRecord) -> None:
         rec.response_model = s.text("model")
         rec.input_tokens = s.num("in")
@@ -91,6 +166,42 @@ class OllamaNative(Family):
 
     def stream_complete(self, s: Scan) -> bool:
         return s.get("done") is True
+
+    # -- content ---------------------------------------------------------------------
+
+    def input_messages(self, req: bytes) -> tuple[list[Any] | None, list[Any] | None]:
+        r = decode_request(req, _Request)
+        if not isinstance(r, _Request):
+            return None, None
+        system = c.text_parts(r.system) if isinstance(r.system, str) else []
+        msgs: list[Any] = []
+        for m in r.messages:
+            if m.role == "system":
+                system += c.text_parts(m.content)
+            else:
+                msgs.append(c.message(m.role, _parts(m)))
+        if isinstance(r.prompt, str) and (r.prompt or r.images):
+            msgs.append(c.message("user", c.text_parts(r.prompt) + _images(r.images)))
+        return system or None, msgs or None
+
+    def output_messages(self, body: bytes, finish: list[str] | None) -> list[Any] | None:
+        r = decode_request(body, _Response)
+        if not isinstance(r, _Response):
+            return None
+        reason = r.done_reason if isinstance(r.done_reason, str) else c.finish_at(finish, 0)
+        if r.message is not None:
+            return [c.output_message(_parts(r.message), reason, r.message.role)]
+        think = [c.reasoning(r.thinking)] if isinstance(r.thinking, str) and r.thinking else []
+        return [c.output_message(think + c.text_parts(r.response), reason)]
+
+    def stream_messages(self, s: Scan, finish: list[str] | None) -> list[Any] | None:
+        parts: list[c.Part] = []
+        for think, text in (("c_think", "c_text"), ("c_gen_think", "c_gen")):
+            if s.text(think):
+                parts.append(c.reasoning(c.cut(s.get(think), think in s.capped)))
+            parts += c.text_parts(c.cut(s.get(text), text in s.capped))
+        parts += [c.tool_call(None, n, None) for n in s.seq("c_tool") if n]
+        return [c.output_message(parts, c.finish_at(finish, 0))]
 
 
 class OllamaChat(OllamaNative):

@@ -4,8 +4,11 @@ URL matching (incl. Azure), OpenAI-compatible usage paths and their fold.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from . import content as c
 from .azure_openai import azure_route
 from .family import Route, Scan
 from .record import CallRecord
@@ -15,7 +18,9 @@ __all__ = [
     "ResponseFormat",
     "fold_compat_usage",
     "match_suffix",
+    "openai_parts",
     "output_type_of",
+    "plain_text",
     "stop_list",
 ]
 
@@ -78,3 +83,58 @@ def fold_compat_usage(s: Scan, rec: CallRecord) -> None:
     rec.reasoning_tokens = s.num("reasoning", "groq_reasoning")
     rec.audio_input_tokens = s.num("audio_in")
     rec.audio_output_tokens = s.num("audio_out")
+
+
+# -- content (capture only) -------------------------------------------------------------
+
+
+def openai_parts(content: Any) -> list[c.Part]:
+    """Message content of the chat and Responses APIs: a string, or a list of typed
+    parts (``text``/``input_text``/``output_text``, ``image_url``/``input_image``,
+    ``input_audio``, ``file``/``input_file``, ``refusal``)."""
+    if not isinstance(content, list):
+        return c.text_parts(content)
+    parts: list[c.Part] = []
+    for p in content:
+        if isinstance(p, str):
+            parts.append(c.text(p))
+            continue
+        if not isinstance(p, dict):
+            continue
+        kind = p.get("type")
+        if kind in ("text", "input_text", "output_text"):
+            parts.append(c.text(p.get("text") or ""))
+        elif kind == "refusal":
+            parts.append(c.text(p.get("refusal") or ""))
+        elif kind == "image_url":
+            img = p.get("image_url")
+            parts.append(c.image_url(img.get("url") if isinstance(img, dict) else img))
+        elif kind == "input_image":
+            if p.get("file_id"):
+                parts.append(c.file_part("image", None, p["file_id"]))
+            else:
+                parts.append(c.image_url(p.get("image_url")))
+        elif kind == "input_audio":
+            audio = c.obj(p.get("input_audio"), p)
+            fmt = audio.get("format")
+            parts.append(c.blob("audio", f"audio/{fmt}" if fmt else None, audio.get("data")))
+        elif kind in ("file", "input_file"):
+            f = c.obj(p.get("file"), p)
+            if f.get("file_id"):
+                parts.append(c.file_part("document", None, f["file_id"]))
+            elif isinstance(f.get("file_data"), str):
+                parts.append(c.image_url(f["file_data"], "document"))
+            else:
+                parts.append(c.uri("document", None, f.get("file_url")))
+        else:
+            parts.append(c.generic(kind))
+    return parts
+
+
+def plain_text(content: Any) -> Any:
+    """A tool result as the caller sent it: a string, or the text of its text parts."""
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict)]
+        if texts and all(isinstance(t, str) for t in texts):
+            return "".join(t for t in texts if isinstance(t, str))
+    return content

@@ -5,9 +5,12 @@ prompts give ``n * len(prompt)`` choices.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-from .family import Family, Route, Scan
+from . import content as c
+from .family import Family, Route, Scan, decode_request
 from .openai_common import COMPAT_USAGE_PATHS, fold_compat_usage, match_suffix, stop_list
 from .record import CallRecord
 
@@ -28,6 +31,20 @@ class CompletionRequest(msgspec.Struct):
     presence_penalty: float | None = None
 
 
+class _Prompt(msgspec.Struct):
+    prompt: Any = None
+    suffix: Any = None
+
+
+class _Choice(msgspec.Struct):
+    text: Any = None
+    finish_reason: Any = None
+
+
+class _Completion(msgspec.Struct):
+    choices: list[_Choice] = msgspec.field(default_factory=list)
+
+
 class OpenAICompletions(Family):
     name = "openai.completions"
     operation = "text_completion"
@@ -44,6 +61,8 @@ class OpenAICompletions(Family):
     }
     folds = {"finish": ("keyed", "idx")}
     outputs = (("text", "text"),)
+    capture_paths = {"c_text": "choices[*].text"}
+    capture_folds = {"c_text": ("concat", "idx")}
 
     def match(self, method: str, path: str, query: str) -> Route | None:
         if path.endswith("/chat/completions"):
@@ -71,6 +90,38 @@ class OpenAICompletions(Family):
 
     def stream_complete(self, s: Scan) -> bool:
         return s.done_sentinel or any(r is not None for r in self.finish_reasons(s))
+
+    # -- content ---------------------------------------------------------------------
+
+    def input_messages(self, req: bytes) -> tuple[list[Any] | None, list[Any] | None]:
+        r = decode_request(req, _Prompt)
+        if not isinstance(r, _Prompt):
+            return None, None
+        # a batch is several prompts; token-id prompts have no text to show
+        prompts = r.prompt if isinstance(r.prompt, list) else [r.prompt]
+        msgs = [c.message("user", [c.text(p)]) for p in prompts if isinstance(p, str)]
+        return None, msgs or None
+
+    def output_messages(self, body: bytes, finish: list[str] | None) -> list[Any] | None:
+        r = decode_request(body, _Completion)
+        if not isinstance(r, _Completion):
+            return None
+        return [
+            c.output_message(
+                c.text_parts(ch.text),
+                ch.finish_reason if isinstance(ch.finish_reason, str) else c.finish_at(finish, i),
+            )
+            for i, ch in enumerate(r.choices)
+        ]
+
+    def stream_messages(self, s: Scan, finish: list[str] | None) -> list[Any] | None:
+        raw, texts, cut = self.finish_reasons(s), s.seq("c_text"), "c_text" in s.capped
+        return [
+            c.output_message(
+                c.text_parts(c.cut(c.at(texts, i), cut)), c.at(raw, i) or c.finish_at(finish, i)
+            )
+            for i in range(max(len(texts), len(raw)))
+        ] or None
 
 
 FAMILY = OpenAICompletions()

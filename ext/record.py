@@ -8,6 +8,7 @@ never written, so a parameter the client did not send never shows up as a defaul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +112,14 @@ class CallRecord:
     #: 0-based index of the response event (SSE event, NDJSON line, array element,
     #: eventstream message) that carried the first output; not a span attribute.
     first_output_event: int | None = None
+    #: Streamed responses: documents (events, lines, elements, messages) that carried
+    #: output; ``gen_ai.client.operation.time_per_output_chunk`` divides by it.
+    output_chunks: int | None = None
     scan_error: str | None = None
+    #: ``gen_ai.system_instructions`` / ``gen_ai.input.messages`` /
+    #: ``gen_ai.output.messages`` as GenAI JSON, only when content capture is on
+    #: (built when first read; the gateway masks and caps it). Not in ``attributes()``.
+    content: Mapping[str, Any] | None = None
 
     @property
     def span_name(self) -> str:

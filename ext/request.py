@@ -65,6 +65,9 @@ class ExtConfig:
     hint_header: str = DEFAULT_HINT_HEADER
     max_request_body: int = DEFAULT_MAX_REQUEST_BODY
     cost: bool = True
+    #: Build ``CallRecord.content`` (message content). Off: nothing of it is read,
+    #: kept or scanned. The gateway turns it on from the capture setting.
+    capture_content: bool = False
 
     @classmethod
     def of(cls, config: Any) -> ExtConfig:
@@ -76,6 +79,7 @@ class ExtConfig:
             hint_header=str(getattr(config, "hint_header", DEFAULT_HINT_HEADER)).lower(),
             max_request_body=int(getattr(config, "max_request_body", DEFAULT_MAX_REQUEST_BODY)),
             cost=bool(getattr(config, "cost", True)),
+            capture_content=getattr(config, "capture_content", False) is True,
         )
 
 

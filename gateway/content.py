@@ -24,6 +24,7 @@ __all__ = [
     "CONTENT_KEYS",
     "ELLIPSIS",
     "CaptureMode",
+    "capture_enabled",
     "content_attributes",
     "parse_capture_mode",
     "truncate_json",
@@ -75,6 +76,18 @@ def parse_capture_mode(value: str | bool | None) -> CaptureMode:
             f"invalid content capture mode {value!r}; expected true, false, "
             + ", ".join(m.name for m in CaptureMode)
         ) from None
+
+
+def capture_enabled(settings: Any) -> bool:
+    """Whether a span can ever carry content under ``settings``: ext then builds it
+    (``ExtConfig.capture_content``); otherwise ext reads, keeps and scans nothing of it."""
+    tracing = getattr(settings, "tracing", None)
+    export = getattr(settings, "export", None)
+    if tracing is None or not tracing.enabled:
+        return False
+    if export is not None and export.traces_exporter == "none":
+        return False
+    return CaptureMode[tracing.capture_content] is not CaptureMode.NO_CONTENT
 
 
 # -- truncation -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ timeout, shutdown, a bug of ours) into exactly one ``close`` of its state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from llmtap.gateway.content import capture_enabled
 from llmtap.gateway.exchange_state import ExchangeState
 from llmtap.gateway.extproc_wire import decode_request
 from llmtap.gateway.modes import TransportOptions
@@ -31,10 +33,13 @@ METHOD = "Process"
 
 
 def default_start_exchange(settings: Any = None) -> Callable[[Any], Any]:
-    """``ext.recognise`` bound to its config (read once from ``settings``)."""
+    """``ext.recognise`` bound to its config (read once from ``settings``): the server
+    section's knobs, and message content only when a span could carry it."""
     from llmtap.ext import ExtConfig, recognise
 
     config = ExtConfig.of(getattr(settings, "server", settings))
+    if capture_enabled(settings) and not config.capture_content:
+        config = dataclasses.replace(config, capture_content=True)
 
     def start(info: Any) -> Any:
         return recognise(info, config=config)
