@@ -149,3 +149,25 @@ def test_a_recorded_stream_end_to_end_with_its_chunk_count() -> None:
     assert rec.output_chunks == 22
     assert series.tpoc.count == 1
     assert series.tpoc.sum == pytest.approx(2.0 / 21)
+
+
+def test_long_recorded_content_is_cut_with_its_structure_kept() -> None:
+    ex = next(e for e in EXCHANGES if e.id == "anthropic_messages/stream_cache_read")
+    s = settings("SPAN_ONLY", **{"tracing.content_max_bytes": "700"})
+    tel = Telemetry(s)
+    d = tel.begin({}, {}, T0)
+    x = default_start_exchange(s)(RequestInfo("POST", ex.meta["host"], ex.meta["url_path"]))
+    x.on_request_body(ex.request, True)
+    x.on_response_headers(200, {"content-type": "text/event-stream"})
+    x.on_response_body(ex.response, True)
+    tel.end(d, x.finish(), T0, T0 + 1_000_000_000, None, 200)
+    (span,) = tel.spans_for_test()
+    a = attrs(span.attributes)
+    for key in CONTENT_KEYS:
+        assert len(a[key].encode()) <= 700
+    (msg,) = json.loads(a["gen_ai.input.messages"])  # long article: cut, still JSON
+    assert msg["role"] == "user" and msg["parts"][0]["type"] == "text"
+    assert msg["parts"][0]["content"].endswith("…")
+    (out,) = json.loads(a["gen_ai.output.messages"])
+    assert (out["role"], out["finish_reason"]) == ("assistant", "end_turn")
+    assert out["parts"][0]["content"].startswith("Here are concise summaries")
