@@ -37,6 +37,7 @@ class _Completion(msgspec.Struct):
 
 class AnthropicComplete(Family):
     name = "anthropic.complete"
+    path_keys = ("complete",)
     operation = "text_completion"
     provider = "anthropic"
     request = CompleteRequest

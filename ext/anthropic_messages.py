@@ -237,6 +237,7 @@ def anthropic_stream(s: Scan, finish: list[str] | None) -> list[c.Part]:
 
 class AnthropicMessages(Family):
     name = "anthropic.messages"
+    path_keys = ("messages", "rawPredict", "streamRawPredict")
     operation = "chat"
     provider = "anthropic"
     request = MessagesRequest

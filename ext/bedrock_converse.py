@@ -130,6 +130,7 @@ def converse_output(body: bytes, finish: list[str] | None) -> list[Any] | None:
 
 class BedrockConverse(Family):
     name = "bedrock.converse"
+    path_keys = ("converse", "converse-stream")
     operation = "chat"
     provider = PROVIDER
     request = ConverseRequest

@@ -216,6 +216,7 @@ def _nova_stream(s: Scan) -> list[c.Part]:
 
 class BedrockInvoke(Family):
     name = "bedrock.invoke"
+    path_keys = ("invoke", "invoke-with-response-stream")
     operation = "chat"
     provider = PROVIDER
     request = InvokeRequest

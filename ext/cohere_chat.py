@@ -99,6 +99,7 @@ def _parts(m: _Message) -> list[c.Part]:
 
 class CohereChat(Family):
     name = "cohere.chat"
+    path_keys = ("chat",)
     operation = "chat"
     provider = "cohere"
     request = CohereChatRequest

@@ -20,6 +20,7 @@ class CohereEmbedRequest(msgspec.Struct):
 
 class CohereEmbed(Family):
     name = "cohere.embed"
+    path_keys = ("embed",)
     operation = "embeddings"
     provider = "cohere"
     request = CohereEmbedRequest

@@ -38,19 +38,65 @@ PRICE_PROVIDERS = {
 
 _MAX_CACHED = 4096
 _MTOK = Decimal(1_000_000)
-# (provider id, model, UTC day) -> (input, cache read, cache write, output) prices per
-# MTok, or None when genai-prices does not know the model. The day is in the key
-# because prices carry start dates.
-_cache: dict[tuple[str, str, int], tuple[Any, Any, Any, Any] | None] = {}
+# Decimal keeps 28 significant digits: below this the Decimal sum is exact, and so is
+# the integer one that replaces it (see _Prices.exact).
+_EXACT_BELOW = 10**28
+# (provider id, model) -> (UTC day, prices or None when genai-prices does not know the
+# model). The day is kept because prices carry start dates: a new day looks up again.
+_cache: dict[tuple[str, str], tuple[int, _Prices | None]] = {}
 
 
-def _lookup(provider_id: str, model: str, day: int) -> tuple[Any, Any, Any, Any] | None:
-    key = (provider_id, model, day)
-    try:
-        return _cache[key]
-    except KeyError:
-        pass
-    prices: tuple[Any, Any, Any, Any] | None
+class _Prices:
+    """A model's (input, cache read, cache write, output) prices per MTok, looked up once.
+
+    When all four are plain Decimals (no tiers) the cost is computed with integers:
+    each rate as coefficient * 10**exponent, scaled to the smallest exponent. While
+    the sum stays under 28 digits the Decimal computation is exact too, so both give
+    the same rational and its correctly rounded float: the same number, without
+    Decimal arithmetic per call.
+    """
+
+    __slots__ = ("denominator", "prices", "scaled")
+
+    def __init__(self, prices: tuple[Any, Any, Any, Any]) -> None:
+        self.prices = prices
+        self.scaled: tuple[int, int, int, int] | None = None
+        self.denominator = 0
+        parts: list[tuple[int, int]] = []
+        for p in prices:
+            if p is None:  # not priced: counts as 0, as in _rate
+                parts.append((0, 0))
+                continue
+            if not isinstance(p, Decimal) or not p.is_finite():
+                return  # tiers or an unusual value: the Decimal path below
+            sign, digits, exp = p.as_tuple()
+            coef = int("".join(map(str, digits)) or "0")
+            parts.append((-coef if sign else coef, int(exp)))
+        low = min(e for _, e in parts)
+        if low > 6:  # > 10**7 USD per MTok is no price; keep the general path
+            return
+        self.scaled = tuple(c * 10 ** (e - low) for c, e in parts)  # type: ignore[assignment]
+        self.denominator = 10 ** (6 - low)
+
+    def exact(self, uncached: int, read: int, write: int, output: int) -> float | None:
+        scaled = self.scaled
+        if scaled is None or read < 0 or write < 0 or output < 0:
+            return None
+        s_in, s_read, s_write, s_out = scaled
+        if s_in < 0 or s_read < 0 or s_write < 0 or s_out < 0:
+            return None
+        total = uncached * s_in + read * s_read + write * s_write + output * s_out
+        if total >= _EXACT_BELOW:
+            return None
+        return total / self.denominator
+
+
+def _lookup(provider_id: str, model: str, day: int) -> _Prices | None:
+    key = (provider_id, model)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] == day:
+        return hit[1]
+    prices: _Prices | None
     try:
         from datetime import UTC, datetime
 
@@ -65,17 +111,19 @@ def _lookup(provider_id: str, model: str, day: int) -> tuple[Any, Any, Any, Any]
         else:
             read = getattr(mp, "cache_read_mtok", None)
             write = getattr(mp, "cache_write_mtok", None)
-            prices = (
-                inp,
-                read if read is not None else inp,
-                write if write is not None else inp,
-                out,
+            prices = _Prices(
+                (
+                    inp,
+                    read if read is not None else inp,
+                    write if write is not None else inp,
+                    out,
+                )
             )
     except Exception:  # unknown model or a genai-prices failure: never fail the call
         prices = None
     if len(_cache) >= _MAX_CACHED:
         _cache.clear()
-    _cache[key] = prices
+    _cache[key] = (day, prices)
     return prices
 
 
@@ -110,16 +158,20 @@ def cost_usd(
     if prices is None:
         return None
     try:
-        p_in, p_read, p_write, p_out = prices
         total_in = input_tokens or 0
         read = cache_read or 0
         write = cache_write or 0
         uncached = max(total_in - read - write, 0)
+        out = output_tokens or 0
+        fast = prices.exact(uncached, read, write, out)
+        if fast is not None:
+            return fast
+        p_in, p_read, p_write, p_out = prices.prices
         cost = (
             uncached * _rate(p_in, total_in)
             + read * _rate(p_read, total_in)
             + write * _rate(p_write, total_in)
-            + (output_tokens or 0) * _rate(p_out, total_in)
+            + out * _rate(p_out, total_in)
         ) / _MTOK
         return float(cost)
     except Exception:  # a price shape we do not understand: no cost rather than a failure

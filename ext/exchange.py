@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llmtap import core as _core
+
 from .content import INPUT, OUTPUT, SYSTEM, MessageContent
 from .cost import cost_usd
 from .errors import describe
-from .family import OUTPUT_DOCS, Family, Route, Scan, decode_request
+from .family import Family, Route, Scan, Spec, decode_request
 from .record import CallRecord, EnvoyTokenUsage
 from .request import ExtConfig
 
@@ -29,7 +31,7 @@ __all__ = ["Exchange"]
 # marker was cut short even if every frame in it was whole.
 _STREAMED = frozenset({"sse", "ndjson", "eventstream", "json_array"})
 # Past the request-body cap, only these are still read (streaming, bounded memory).
-_OVERFLOW_PATHS = {"model": "model", "stream": "stream"}
+_OVERFLOW_PATHS = _core.PathSet({"model": "model", "stream": "stream"})
 # Capture: strings a scanner extracts may be as long as a joined "concat" slot, so a
 # streamed piece is never cut before it is joined (core: max_str >= max_concat).
 _CAPTURE_MAX_STR = 64 * 1024
@@ -47,7 +49,6 @@ class Exchange:
         "_family",
         "_framing",
         "_headers",
-        "_names",
         "_out",
         "_overflow",
         "_rec",
@@ -90,7 +91,7 @@ class Exchange:
         self._body: bytearray | None = None
         self._req_body: bytes | None = None  # kept for content capture
         self._resp: bytearray | None = None  # capture: a plain response body
-        self._spec: Any = None
+        self._spec: Spec | None = None
         self._overflow: Any = None  # StreamScanner reading a request past the cap
         self._req_done = family.request is None
         self._req_decoded = False
@@ -99,7 +100,6 @@ class Exchange:
         self._framing: str | None = None
         self._dec: Any = None
         self._ss: Any = None
-        self._names: tuple[str, ...] = ()
         self._out: tuple[int, ...] = ()
         self._started = False
         self._seen = False  # any body message reached us (Envoy may be told to skip bodies)
@@ -135,6 +135,14 @@ class Exchange:
         if self._req_done:
             return
         try:
+            if (
+                end_of_stream
+                and self._body is None
+                and self._overflow is None
+                and len(chunk) <= self._cfg.max_request_body
+            ):  # the whole body in one message (the usual case): decode it in place
+                self._finish_request(chunk)
+                return
             if self._overflow is not None:
                 self._overflow.feed(chunk)
             else:
@@ -154,16 +162,15 @@ class Exchange:
 
     def _start_overflow(self, chunk: bytes | bytearray | memoryview) -> None:
         # Too big to buffer: keep reading the few top-level fields as a stream.
-        from llmtap.core import PathSet, StreamScanner
-
-        ss = StreamScanner("json", PathSet(_OVERFLOW_PATHS))
+        ss = _core.StreamScanner("json", _OVERFLOW_PATHS)
         if self._body:
             ss.feed(bytes(self._body))
         ss.feed(chunk)
         self._body = None
         self._overflow = ss
 
-    def _finish_request(self) -> None:
+    def _finish_request(self, whole: bytes | bytearray | memoryview | None = None) -> None:
+        """Decode the request: ``whole`` is the entire body when it came in one piece."""
         self._req_done = True
         fam, rec = self._family, self._rec
         if self._overflow is not None:
@@ -175,10 +182,14 @@ class Exchange:
             if isinstance(stream, bool) and rec.stream is None:
                 rec.stream = stream
         else:
-            body, self._body = self._body, None
-            raw = bytes(body) if body else b""
+            raw: bytes | bytearray | memoryview
+            if whole is not None:
+                raw = whole
+            else:
+                body, self._body = self._body, None
+                raw = bytes(body) if body else b""
             if self._cfg.capture_content:
-                self._req_body = raw
+                self._req_body = raw = bytes(raw)
             req = decode_request(raw, fam.request) if raw and fam.request else None
             if req is not None:
                 fam.read_request(req, rec, self._route)
@@ -206,27 +217,30 @@ class Exchange:
             framing = fam.framing(
                 status, headers.get("content-type", ""), self._route, self._rec.stream
             )
-            encoding = headers.get("content-encoding", "").strip().lower()
-            from llmtap.core import StreamScanner
-
-            if encoding and encoding != "identity":
-                from llmtap.core import Decompressor
-
-                self._dec = Decompressor(encoding)
-                if self._dec.error:
-                    raise ValueError(self._dec.error)
+            encoding = headers.get("content-encoding")
+            if encoding:
+                encoding = encoding.strip().lower()
+                if encoding and encoding != "identity":
+                    self._dec = _core.Decompressor(encoding)
+                    if self._dec.error:
+                        raise ValueError(self._dec.error)
             capture = self._cfg.capture_content
             spec = self._spec = fam.scanner_spec(capture)
-            self._names, self._out = spec.names, spec.out
+            self._out = spec.out
             # spec.folds is one object per family: core's parsed-fold cache hits
-            kwargs: dict[str, Any] = {"folds": spec.folds}
-            if framing == "eventstream" and fam.b64_field:
-                kwargs["b64_field"] = fam.b64_field
             if capture:
-                kwargs["max_str"] = _CAPTURE_MAX_STR
+                kwargs: dict[str, Any] = {"folds": spec.folds, "max_str": _CAPTURE_MAX_STR}
+                if framing == "eventstream" and fam.b64_field:
+                    kwargs["b64_field"] = fam.b64_field
                 if framing == "json" and 200 <= status < 300:
                     self._resp = bytearray()
-            self._ss = StreamScanner(framing, spec.paths, **kwargs)
+                self._ss = _core.StreamScanner(framing, spec.paths, **kwargs)
+            elif framing == "eventstream" and fam.b64_field:
+                self._ss = _core.StreamScanner(
+                    framing, spec.paths, folds=spec.folds, b64_field=fam.b64_field
+                )
+            else:
+                self._ss = _core.StreamScanner(framing, spec.paths, folds=spec.folds)
             self._framing = framing
         except Exception as e:  # unsupported encoding or framing: the body goes unread
             self._dec = self._ss = None
@@ -312,8 +326,10 @@ class Exchange:
         fam, ss = self._family, self._ss
         if ss is not None and not self._eos:
             self._end_body()
-        names = self._names or (fam.scanner_spec()[1] if fam.scans and self._status else ())
-        s = Scan(names, ss, self._route, self._headers)
+        spec = self._spec
+        if spec is None and fam.scans and self._status:
+            spec = fam.scanner_spec()
+        s = Scan(spec, ss, self._route, self._headers)
         status = self._status
         ok = status is not None and 200 <= status < 300
         if ok:
@@ -356,20 +372,19 @@ class Exchange:
                 error_type = error_type or reason
                 message = message or f"response cut short: {reason}"
                 rec.cut_short = reason
-            if ss is not None:
-                rec.first_output_kind = fam.first_output_kind(s)
-                rec.first_output_event = fam.first_output_doc(s)
-                if self._framing in _STREAMED and OUTPUT_DOCS in s.values:
-                    rec.output_chunks = s.values[OUTPUT_DOCS]
+            if ss is not None and spec is not None:
+                rec.first_output_kind, rec.first_output_event = fam.first_output(s)
+                if spec.chunks >= 0 and self._framing in _STREAMED:
+                    rec.output_chunks = s.slot(spec.chunks)
         if abnormal:
             finish = [r or "error" for r in raw_finish] or ["error"]
         else:
             finish = [r for r in raw_finish if r is not None]
         rec.finish_reasons = finish or None
         rec.error_type = error_type
-        rec.error_message = describe(message)
-        dec_error = getattr(self._dec, "error", None)
-        rec.scan_error = self._scan_error or dec_error or s.error
+        rec.error_message = describe(message) if message else None
+        dec = self._dec
+        rec.scan_error = self._scan_error or (dec.error if dec is not None else None) or s.error
         if self._envoy is not None:
             _apply_envoy(rec, self._envoy)
         if self._cfg.capture_content:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import msgspec
 
+from .errors import pick_error_type
 from .record import CallRecord
 
 __all__ = [
@@ -56,9 +57,9 @@ _NDJSON_TYPES = (
 )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Route:
-    """What the URL alone says about a call."""
+    """What the URL alone says about a call. Shared: recognition caches it per path."""
 
     provider: str | None = None  # provider implied by the path shape, if any
     model: str | None = None  # model named in the path (Gemini, Vertex, Bedrock, Azure)
@@ -75,73 +76,140 @@ class Spec(NamedTuple):
     out: tuple[int, ...]  # marker slots: the first document with one is the first output
     folds: Mapping[str, Any]  # the same object every time: core caches parsed folds by it
     chunks: int  # the OUTPUT_DOCS slot, or -1 (a family without output slots)
+    slot_of: Mapping[str, int]  # slot name -> slot: a Scan reads by name without a dict each
+    kinds: tuple[tuple[int, str], ...]  # (slot, kind) of the ``outputs`` slots, in order
+
+
+_NO_SLOTS: Mapping[str, int] = {}
+_NO_HEADERS: Mapping[str, str] = {}
 
 
 class Scan:
-    """Scanned values of one response, read once by :meth:`Family.fold`."""
+    """Scanned values of one response, read once by :meth:`Family.fold`.
+
+    Reads by slot name go through the spec's name -> slot index (built once per
+    family) into the scanner's value list: nothing per slot is built per response.
+    ``values`` and ``first`` (dicts by name, for the content code) are built when read.
+    """
 
     __slots__ = (
+        "_first",
+        "_first_index",
+        "_ix",
+        "_names",
+        "_spec",
+        "_ss",
+        "_v",
+        "_values",
         "capped",
         "docs",
         "done_sentinel",
         "error",
         "error_event",
-        "first",
         "headers",
         "route",
         "truncated",
-        "values",
     )
 
     def __init__(
         self,
-        names: tuple[str, ...],
+        spec: Spec | None,
         ss: Any,
         route: Route | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.route = route
-        self.headers: Mapping[str, str] = headers if headers is not None else {}
+        self.headers: Mapping[str, str] = headers if headers is not None else _NO_HEADERS
         self.capped: frozenset[str] = frozenset()  # "concat" slots cut at max_concat
-        if ss is None:  # nothing was scanned (no body, or a body llmtap could not read)
-            self.values: dict[str, Any] = dict.fromkeys(names)
-            self.first: dict[str, int] = dict.fromkeys(names, -1)
+        self._spec = spec
+        self._names: tuple[str, ...] = spec.names if spec is not None else ()
+        self._values: dict[str, Any] | None = None
+        self._first: dict[str, int] | None = None
+        self._first_index: list[int] | None = None
+        self._ss = ss
+        if ss is None or spec is None:  # nothing was scanned (no body, or unreadable)
+            self._ix = _NO_SLOTS
+            self._v: list[Any] = []
             self.docs = 0
             self.done_sentinel = False
             self.error: str | None = None
             self.error_event: Any = None
             self.truncated = False
             return
-        self.values = dict(zip(names, ss.values, strict=True))
-        self.first = dict(zip(names, ss.first_index, strict=True))
+        self._ix = spec.slot_of
+        self._v = ss.values
         self.docs = ss.docs
         self.done_sentinel = bool(ss.done_sentinel)
         self.error = ss.error
         self.error_event = ss.error_event
         self.truncated = bool(ss.truncated)
 
+    @property
+    def values(self) -> dict[str, Any]:
+        """Value per slot name (every slot of the spec; None where nothing was read)."""
+        d = self._values
+        if d is None:
+            if self._ix:
+                d = dict(zip(self._names, self._v, strict=True))
+            else:
+                d = dict.fromkeys(self._names)
+            self._values = d
+        return d
+
+    @property
+    def first(self) -> dict[str, int]:
+        """Per slot name: the first document where it was non-null/present, or -1."""
+        d = self._first
+        if d is None:
+            d = self._first = dict(zip(self._names, self.first_index(), strict=True))
+        return d
+
+    def first_index(self) -> list[int]:
+        """Per slot: the first document where it was non-null/present, or -1."""
+        f = self._first_index
+        if f is None:
+            ss = self._ss
+            f = ss.first_index if ss is not None and self._ix else [-1] * len(self._names)
+            self._first_index = f
+        return f
+
     def get(self, key: str) -> Any:
-        return self.values.get(key)
+        i = self._ix.get(key)
+        return None if i is None else self._v[i]
 
     def num(self, *keys: str) -> int | None:
         """First of ``keys`` holding a number, as int (Titan sends ``28.0``)."""
+        ix, values = self._ix, self._v
         for k in keys:
-            v = as_int(self.values.get(k))
-            if v is not None:
-                return v
+            i = ix.get(k)
+            if i is not None:
+                v = values[i]
+                if type(v) is int:
+                    return v
+                v = as_int(v)
+                if v is not None:
+                    return v
         return None
 
     def text(self, *keys: str) -> str | None:
         """First of ``keys`` holding a non-empty string."""
+        ix, values = self._ix, self._v
         for k in keys:
-            v = self.values.get(k)
-            if isinstance(v, str) and v:
-                return v
+            i = ix.get(k)
+            if i is not None:
+                v = values[i]
+                if v and isinstance(v, str):
+                    return v
         return None
 
     def seq(self, key: str) -> list[Any]:
-        v = self.values.get(key)
+        i = self._ix.get(key)
+        v = None if i is None else self._v[i]
         return v if isinstance(v, list) else []
+
+    def slot(self, i: int) -> Any:
+        """The value of slot ``i`` (an index of the spec this Scan was made with)."""
+        return self._v[i] if self._ix else None
 
 
 def as_int(v: Any) -> int | None:
@@ -173,7 +241,9 @@ def raw_reasons(v: Any) -> list[str | None]:
     return [str(v)]
 
 
-def decode_request(body: bytes, kind: type[msgspec.Struct]) -> msgspec.Struct | None:
+def decode_request(
+    body: bytes | bytearray | memoryview, kind: type[msgspec.Struct]
+) -> msgspec.Struct | None:
     """Decode the fields ``kind`` names; a field of an unexpected type is dropped alone.
 
     The fast path decodes straight into the Struct (unknown fields are skipped
@@ -211,6 +281,10 @@ class Family:
     operation: ClassVar[str] = "unknown"
     #: Provider when neither the hint nor the host named one.
     provider: ClassVar[str] = "unknown"
+    #: The last segment (after the last ``/``, then the last ``:``) of every path
+    #: :meth:`match` accepts: recognition tries the family only on those paths.
+    #: Empty: on every path.
+    path_keys: ClassVar[tuple[str, ...]] = ()
     #: Request fields this family reads (None: it reads none).
     request: ClassVar[type[msgspec.Struct] | None] = None
     #: Scanner slots: name -> path (``?path`` for presence slots).
@@ -304,9 +378,11 @@ class Family:
             spec.update(self.capture_paths)
             folds.update(self.capture_folds)
         names = tuple(spec)
-        out = tuple(names.index(slot) for slot in markers)
-        chunks = names.index(OUTPUT_DOCS) if markers else -1
-        return Spec(PathSet(spec), names, out, folds, chunks)
+        index = {name: i for i, name in enumerate(names)}
+        out = tuple(index[slot] for slot in markers)
+        chunks = index[OUTPUT_DOCS] if markers else -1
+        kinds = tuple((index[slot], kind) for slot, kind in self.outputs if slot in index)
+        return Spec(PathSet(spec), names, out, folds, chunks, index, kinds)
 
     def fold(self, s: Scan, rec: CallRecord) -> None:
         """Fold the scanned values into ``rec`` (response model, id, usage, finish)."""
@@ -336,20 +412,31 @@ class Family:
 
     def first_output_kind(self, s: Scan) -> str | None:
         """Kind of the first output: the latest kind evidence at or before it."""
-        d = self.first_output_doc(s)
-        if d is None:
-            return None
-        best, kind = -1, "text"
-        for slot, k in self.outputs:
-            i = s.first.get(slot, -1)
-            if best < i <= d:
-                best, kind = i, k
-        return kind
+        return self.first_output(s)[0]
 
     def first_output_doc(self, s: Scan) -> int | None:
         """Index of the first document that carried output, or None."""
-        idx = [i for i in (s.first.get(m, -1) for m in self.marker_slots()) if i >= 0]
-        return min(idx) if idx else None
+        return self.first_output(s)[1]
+
+    def first_output(self, s: Scan) -> tuple[str | None, int | None]:
+        """(kind, document index) of the first output; (None, None) when there was none."""
+        spec = s._spec
+        if spec is None:
+            return None, None
+        first = s.first_index()
+        d = -1
+        for i in spec.out:
+            f = first[i]
+            if f >= 0 and (d < 0 or f < d):
+                d = f
+        if d < 0:
+            return None, None
+        best, kind = -1, "text"
+        for i, k in spec.kinds:
+            f = first[i]
+            if best < f <= d:
+                best, kind = f, k
+        return kind, d
 
     def marker_slots(self) -> tuple[str, ...]:
         m = self._markers
@@ -362,8 +449,6 @@ class Family:
 
     def error_fields(self, s: Scan) -> tuple[str | None, str | None]:
         """(error type, message) a body carries, by the rule in ext/errors.py."""
-        from .errors import pick_error_type
-
         etype = pick_error_type(s.get("_e_code"), s.get("_e_type"), s.get("_e_status"))
         return etype, s.text("_e_msg", "_e_str", "_e_top_msg")
 
@@ -371,5 +456,10 @@ class Family:
         """A 2xx body that nonetheless reports an error (SSE ``event: error`` etc.)."""
         if s.error_event:
             return True
-        v = s.values
-        return any(v.get(k) is not None for k in ("_e_code", "_e_type", "_e_msg", "_e_str"))
+        get = s.get
+        return (
+            get("_e_code") is not None
+            or get("_e_type") is not None
+            or get("_e_msg") is not None
+            or get("_e_str") is not None
+        )

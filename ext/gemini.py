@@ -145,6 +145,7 @@ def gemini_parts(parts: Any) -> list[c.Part]:
 
 class Gemini(Family):
     name = "gemini.generate_content"
+    path_keys = _VERBS
     operation = "generate_content"
     provider = "gcp.gemini"
     request = GenerateContentRequest

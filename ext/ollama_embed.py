@@ -19,6 +19,7 @@ class EmbedRequest(msgspec.Struct):
 
 class OllamaEmbed(Family):
     name = "ollama.embed"
+    path_keys = ("embed", "embeddings")
     operation = "embeddings"
     provider = "ollama"
     request = EmbedRequest

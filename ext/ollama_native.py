@@ -206,12 +206,14 @@ class OllamaNative(Family):
 
 class OllamaChat(OllamaNative):
     name = "ollama.chat"
+    path_keys = ("chat",)
     operation = "chat"
     suffix = "/api/chat"
 
 
 class OllamaGenerate(OllamaNative):
     name = "ollama.generate"
+    path_keys = ("generate",)
     operation = "text_completion"
     suffix = "/api/generate"
 

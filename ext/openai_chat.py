@@ -100,6 +100,7 @@ def _assistant_parts(m: _Message) -> list[c.Part]:
 
 class OpenAIChat(Family):
     name = "openai.chat_completions"
+    path_keys = ("completions",)
     operation = "chat"
     provider = "openai"
     request = ChatRequest

@@ -47,6 +47,7 @@ class _Completion(msgspec.Struct):
 
 class OpenAICompletions(Family):
     name = "openai.completions"
+    path_keys = ("completions",)
     operation = "text_completion"
     provider = "openai"
     request = CompletionRequest

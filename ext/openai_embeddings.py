@@ -22,6 +22,7 @@ class EmbeddingsRequest(msgspec.Struct):
 
 class OpenAIEmbeddings(Family):
     name = "openai.embeddings"
+    path_keys = ("embeddings",)
     operation = "embeddings"
     provider = "openai"
     request = EmbeddingsRequest

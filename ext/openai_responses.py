@@ -86,6 +86,7 @@ def _item_parts(it: _Item) -> list[c.Part]:
 
 class OpenAIResponses(Family):
     name = "openai.responses"
+    path_keys = ("responses",)
     operation = "chat"
     provider = "openai"
     request = ResponsesRequest

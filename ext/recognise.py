@@ -103,12 +103,43 @@ _ALIASES = {
 }
 _HINT_SHAPE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 
+# Families by the last segment of the path they match (Family.path_keys), each list in
+# FAMILIES order; a family that declares none is tried on every path.
+_ANYWHERE = tuple(f for f in FAMILIES if not f.path_keys)
+_BY_KEY = {
+    key: tuple(f for f in FAMILIES if not f.path_keys or key in f.path_keys)
+    for key in sorted({k for f in FAMILIES for k in f.path_keys})
+}
+
+# Recognition is a pure function of the path, the authority and the hint: a bounded
+# cache per input makes a repeat call one dict lookup. Clearing when full bounds
+# memory even when every request has a new path (keys longer than the cap are not kept).
+_MAX_CACHED = 1024
+_MAX_KEY = 512
+_routes: dict[str, tuple[Family | None, Route | None, str]] = {}
+_hosts: dict[tuple[str, str], tuple[str, int | None, str | None]] = {}
+_hints: dict[str, str | None] = {}
+_NO_ROUTE = Route()
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    cache[key] = value
+
 
 def normalise_provider(hint: str) -> str | None:
     """A provider name from a hint value: aliases mapped, other sane names kept."""
+    try:
+        return _hints[hint]
+    except KeyError:
+        pass
     h = hint.strip().lower()
     h = _ALIASES.get(h, h)
-    return h if _HINT_SHAPE.match(h) else None
+    p = h if _HINT_SHAPE.match(h) else None
+    if len(hint) <= _MAX_KEY:
+        _remember(_hints, hint, p)
+    return p
 
 
 def provider_for_host(host: str, explicit_port: int | None = None) -> str | None:
@@ -131,37 +162,74 @@ def _explicit_port(authority: str) -> int | None:
     return int(port) if sep and port.isdigit() and "]" not in port else None
 
 
+def _host(info: RequestInfo) -> tuple[str, int | None, str | None]:
+    """(host, port, provider the host names) of the request's authority."""
+    key = (info.authority, info.scheme)
+    hit = _hosts.get(key)
+    if hit is None:
+        try:
+            host, port = info.host_port()
+        except Exception:
+            host, port = "", None
+        try:
+            explicit = _explicit_port(info.authority.strip())
+        except ValueError:  # digits int() does not take: not a port
+            explicit = None
+        hit = (host, port, provider_for_host(host, explicit))
+        if len(info.authority) <= _MAX_KEY:
+            _remember(_hosts, key, hit)
+    return hit
+
+
+def _route(full_path: str) -> tuple[Family | None, Route | None, str]:
+    """(family, route, path without the query) of a POST to ``full_path``."""
+    hit = _routes.get(full_path)
+    if hit is None:
+        path, _, query = full_path.partition("?")
+        key = path.rpartition("/")[2].rpartition(":")[2]
+        family: Family | None = None
+        route: Route | None = None
+        for f in _BY_KEY.get(key, _ANYWHERE):
+            r = f.match("POST", path, query)
+            if r is not None:
+                family, route = f, r
+                break
+        hit = (family, route, path)
+        if len(full_path) <= _MAX_KEY:
+            _remember(_routes, full_path, hit)
+    return hit
+
+
 def recognise(info: RequestInfo, config: Any = None) -> Exchange:
     """The Exchange for one request; unknown requests get provider ``unknown``."""
     cfg = ExtConfig.of(config)
-    path, query = info.split_path()
-    method = info.method.upper()
-    try:
-        host, port = info.host_port()
-    except Exception:
-        host, port = "", None
+    method = info.method
+    if method != "POST":
+        method = method.upper()
+    host, port, host_provider = _host(info)
 
     family: Family | None = None
     route: Route | None = None
     provider: str | None = None
+    path = ""
     hint = info.hint or info.headers.get(cfg.hint_header)
     if hint:
         named = _BY_NAME.get(hint.strip().lower())
         if named is not None:
+            path, _, query = info.path.partition("?")
             family, route = named, named.match(method, path, query) or Route()
         else:
             provider = normalise_provider(hint)
 
-    if family is None and method == "POST":
-        for f in FAMILIES:
-            r = f.match(method, path, query)
-            if r is not None:
-                family, route = f, r
-                break
+    if family is None:
+        if method == "POST":
+            family, route, path = _route(info.path)
+        else:
+            path = info.path.partition("?")[0]
 
     provider = (
         provider
-        or provider_for_host(host, _explicit_port(info.authority.strip()))
+        or host_provider
         or (route.provider if route is not None else None)
         or (family.provider if family is not None else "unknown")
     )
@@ -171,5 +239,5 @@ def recognise(info: RequestInfo, config: Any = None) -> Exchange:
     if family is None or route is None:
         op = unknown.guess_operation(path) if method == "POST" else None
         family = unknown.GUESSING if op else unknown.SILENT
-        return Exchange(family, Route(), provider, op or "unknown", cfg, host, port)
+        return Exchange(family, _NO_ROUTE, provider, op or "unknown", cfg, host, port)
     return Exchange(family, route, provider, family.operation, cfg, host, port)

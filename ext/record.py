@@ -34,6 +34,39 @@ _CACHE_WRITE_LATEST = "gen_ai.usage.cache_write.input_tokens"
 _AUDIO_INPUT_LATEST = "gen_ai.usage.audio.input_tokens"
 _AUDIO_OUTPUT_LATEST = "gen_ai.usage.audio.output_tokens"
 
+# Attribute keys as module constants: attributes() reads them as fast globals.
+_OPERATION = _g.GEN_AI_OPERATION_NAME
+_PROVIDER = _g.GEN_AI_PROVIDER_NAME
+_REQUEST_MODEL = _g.GEN_AI_REQUEST_MODEL
+_MAX_TOKENS = _g.GEN_AI_REQUEST_MAX_TOKENS
+_TEMPERATURE = _g.GEN_AI_REQUEST_TEMPERATURE
+_TOP_P = _g.GEN_AI_REQUEST_TOP_P
+_TOP_K = _g.GEN_AI_REQUEST_TOP_K
+_SEED = _g.GEN_AI_REQUEST_SEED
+_CHOICE_COUNT = _g.GEN_AI_REQUEST_CHOICE_COUNT
+_STOP_SEQUENCES = _g.GEN_AI_REQUEST_STOP_SEQUENCES
+_FREQUENCY_PENALTY = _g.GEN_AI_REQUEST_FREQUENCY_PENALTY
+_PRESENCE_PENALTY = _g.GEN_AI_REQUEST_PRESENCE_PENALTY
+_STREAM = _g.GEN_AI_REQUEST_STREAM
+_OUTPUT_TYPE = _g.GEN_AI_OUTPUT_TYPE
+_ENCODING_FORMATS = _g.GEN_AI_REQUEST_ENCODING_FORMATS
+_DIMENSIONS = _g.GEN_AI_EMBEDDINGS_DIMENSION_COUNT
+_RESPONSE_ID = _g.GEN_AI_RESPONSE_ID
+_RESPONSE_MODEL = _g.GEN_AI_RESPONSE_MODEL
+_FINISH_REASONS = _g.GEN_AI_RESPONSE_FINISH_REASONS
+_INPUT_TOKENS = _g.GEN_AI_USAGE_INPUT_TOKENS
+_OUTPUT_TOKENS = _g.GEN_AI_USAGE_OUTPUT_TOKENS
+_CACHE_READ = _g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+_CACHE_CREATION = _g.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+_REASONING_TOKENS = _g.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+_REQUEST_SERVICE_TIER = _oa.OPENAI_REQUEST_SERVICE_TIER
+_RESPONSE_SERVICE_TIER = _oa.OPENAI_RESPONSE_SERVICE_TIER
+_FINGERPRINT = _oa.OPENAI_RESPONSE_SYSTEM_FINGERPRINT
+_AWS_REQUEST_ID = _aws.AWS_REQUEST_ID
+_ERROR_TYPE = _err.ERROR_TYPE
+_SERVER_ADDRESS = _srv.SERVER_ADDRESS
+_SERVER_PORT = _srv.SERVER_PORT
+
 #: Providers whose spans carry ``openai.*`` attributes (semconv: other providers'
 #: spans are not expected to include them).
 _OPENAI_PROVIDERS = frozenset({"openai", "azure.ai.openai"})
@@ -140,64 +173,78 @@ class CallRecord:
 
     def attributes(self, semconv_latest: bool = False) -> dict[str, Any]:
         """Span attributes; ``semconv_latest`` switches to the newest experimental names."""
-        a: dict[str, Any] = {
-            _g.GEN_AI_OPERATION_NAME: self.operation,
-            _g.GEN_AI_PROVIDER_NAME: self.provider,
-        }
-        put = _Put(a)
-        put(_g.GEN_AI_REQUEST_MODEL, self.request_model)
-        put(_g.GEN_AI_REQUEST_MAX_TOKENS, self.max_tokens)
-        put(_g.GEN_AI_REQUEST_TEMPERATURE, self.temperature)
-        put(_g.GEN_AI_REQUEST_TOP_P, self.top_p)
-        put(_g.GEN_AI_REQUEST_TOP_K, self.top_k)
-        put(_g.GEN_AI_REQUEST_SEED, self.seed)
-        if self.choice_count is not None and self.choice_count != 1:
-            a[_g.GEN_AI_REQUEST_CHOICE_COUNT] = self.choice_count
-        if self.stop_sequences:
-            a[_g.GEN_AI_REQUEST_STOP_SEQUENCES] = list(self.stop_sequences)
-        put(_g.GEN_AI_REQUEST_FREQUENCY_PENALTY, self.frequency_penalty)
-        put(_g.GEN_AI_REQUEST_PRESENCE_PENALTY, self.presence_penalty)
-        put(_g.GEN_AI_REQUEST_STREAM, self.stream)
-        put(_g.GEN_AI_OUTPUT_TYPE, self.output_type)
-        if self.encoding_formats:
-            a[_g.GEN_AI_REQUEST_ENCODING_FORMATS] = list(self.encoding_formats)
-        put(_g.GEN_AI_EMBEDDINGS_DIMENSION_COUNT, self.embedding_dimensions)
-        put(_g.GEN_AI_RESPONSE_ID, self.response_id)
-        put(_g.GEN_AI_RESPONSE_MODEL, self.response_model)
-        if self.finish_reasons:
-            a[_g.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
-        put(_g.GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens)
-        put(_g.GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens)
-        put(_g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, self.cache_read_tokens)
+        # Written out field by field: this runs for every call, and a plain test and
+        # store per field is the cheapest way to skip the ones the exchange lacked.
+        a: dict[str, Any] = {_OPERATION: self.operation, _PROVIDER: self.provider}
+        v: Any
+        if (v := self.request_model) is not None:
+            a[_REQUEST_MODEL] = v
+        if (v := self.max_tokens) is not None:
+            a[_MAX_TOKENS] = v
+        if (v := self.temperature) is not None:
+            a[_TEMPERATURE] = v
+        if (v := self.top_p) is not None:
+            a[_TOP_P] = v
+        if (v := self.top_k) is not None:
+            a[_TOP_K] = v
+        if (v := self.seed) is not None:
+            a[_SEED] = v
+        if (v := self.choice_count) is not None and v != 1:
+            a[_CHOICE_COUNT] = v
+        if v := self.stop_sequences:
+            a[_STOP_SEQUENCES] = list(v)
+        if (v := self.frequency_penalty) is not None:
+            a[_FREQUENCY_PENALTY] = v
+        if (v := self.presence_penalty) is not None:
+            a[_PRESENCE_PENALTY] = v
+        if (v := self.stream) is not None:
+            a[_STREAM] = v
+        if (v := self.output_type) is not None:
+            a[_OUTPUT_TYPE] = v
+        if v := self.encoding_formats:
+            a[_ENCODING_FORMATS] = list(v)
+        if (v := self.embedding_dimensions) is not None:
+            a[_DIMENSIONS] = v
+        if (v := self.response_id) is not None:
+            a[_RESPONSE_ID] = v
+        if (v := self.response_model) is not None:
+            a[_RESPONSE_MODEL] = v
+        if v := self.finish_reasons:
+            a[_FINISH_REASONS] = list(v)
+        if (v := self.input_tokens) is not None:
+            a[_INPUT_TOKENS] = v
+        if (v := self.output_tokens) is not None:
+            a[_OUTPUT_TOKENS] = v
+        if (v := self.cache_read_tokens) is not None:
+            a[_CACHE_READ] = v
         if semconv_latest:
-            put(_CACHE_WRITE_LATEST, self.cache_creation_tokens)
-            put(_AUDIO_INPUT_LATEST, self.audio_input_tokens)
-            put(_AUDIO_OUTPUT_LATEST, self.audio_output_tokens)
-        else:
-            put(_g.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, self.cache_creation_tokens)
-        put(_g.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, self.reasoning_tokens)
+            if (v := self.cache_creation_tokens) is not None:
+                a[_CACHE_WRITE_LATEST] = v
+            if (v := self.audio_input_tokens) is not None:
+                a[_AUDIO_INPUT_LATEST] = v
+            if (v := self.audio_output_tokens) is not None:
+                a[_AUDIO_OUTPUT_LATEST] = v
+        elif (v := self.cache_creation_tokens) is not None:
+            a[_CACHE_CREATION] = v
+        if (v := self.reasoning_tokens) is not None:
+            a[_REASONING_TOKENS] = v
         if self.provider in _OPENAI_PROVIDERS:
-            put(_oa.OPENAI_REQUEST_SERVICE_TIER, self.request_service_tier)
-            put(_oa.OPENAI_RESPONSE_SERVICE_TIER, self.service_tier)
-            put(_oa.OPENAI_RESPONSE_SYSTEM_FINGERPRINT, self.system_fingerprint)
-        put(_aws.AWS_REQUEST_ID, self.aws_request_id)
-        put(_err.ERROR_TYPE, self.error_type)
-        put(_srv.SERVER_ADDRESS, self.server_address)
-        if self.server_address is not None:
-            put(_srv.SERVER_PORT, self.server_port)
-        put(ATTR_COST_USD, self.cost_usd)
-        put(ATTR_SCAN_ERROR, self.scan_error)
+            if (v := self.request_service_tier) is not None:
+                a[_REQUEST_SERVICE_TIER] = v
+            if (v := self.service_tier) is not None:
+                a[_RESPONSE_SERVICE_TIER] = v
+            if (v := self.system_fingerprint) is not None:
+                a[_FINGERPRINT] = v
+        if (v := self.aws_request_id) is not None:
+            a[_AWS_REQUEST_ID] = v
+        if (v := self.error_type) is not None:
+            a[_ERROR_TYPE] = v
+        if (v := self.server_address) is not None:
+            a[_SERVER_ADDRESS] = v
+            if (v := self.server_port) is not None:
+                a[_SERVER_PORT] = v
+        if (v := self.cost_usd) is not None:
+            a[ATTR_COST_USD] = v
+        if (v := self.scan_error) is not None:
+            a[ATTR_SCAN_ERROR] = v
         return a
-
-
-class _Put:
-    """Write a key only when its value was carried by the exchange."""
-
-    __slots__ = ("a",)
-
-    def __init__(self, a: dict[str, Any]) -> None:
-        self.a = a
-
-    def __call__(self, key: str, value: Any) -> None:
-        if value is not None:
-            self.a[key] = value
