@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
     p.add_argument("--streams", type=int, help="open streams in the memory run (full 10000)")
     p.add_argument("--no-memory", action="store_true", help="skip the memory run")
+    p.add_argument(
+        "--ext-proc-in-listener",
+        action="store_true",
+        help="ext_proc in the listener's filter chain, not the upstream one (see README)",
+    )
     p.add_argument("--keep-workdir", action="store_true", help="keep configs and logs")
     p.add_argument("--render", metavar="JSON", help="only render tables/plots from saved data")
     return p
@@ -76,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         saved = Path(args.render)
         md = md_path if args.md else saved.with_suffix(".md")
-        render(json.loads(saved.read_text()), saved, md, not args.no_plots)
+        data = json.loads(saved.read_text())
+        from bench.load import report
+
+        data["targets"] = report.targets(data)  # the current reading of the saved numbers
+        render(data, saved, md, not args.no_plots)
         return 0
 
     from bench.load import configs, loadgen, report, scenarios
@@ -99,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     s.streams = args.streams or s.streams
     s.memory = not args.no_memory
     s.keep_workdir = args.keep_workdir
+    s.ext_proc_in_listener = args.ext_proc_in_listener
+    s.custom = s.custom or s.ext_proc_in_listener
     if args.loadgen == "auto":
         s.loadgen = "wrk" if loadgen.wrk_available() else "python"
         if s.loadgen == "python":

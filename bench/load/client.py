@@ -199,7 +199,7 @@ async def load(
     }
 
 
-async def hold(urls: list[str], connections: int, timeout: float) -> dict[str, object]:
+async def hold(urls: list[str], connections: int, timeout: float, rate: float) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     sc = scenarios.get(scenarios.HOLD)
     opened = 0
@@ -223,11 +223,15 @@ async def hold(urls: list[str], connections: int, timeout: float) -> dict[str, o
                 all_done.set()
 
     sem = asyncio.Semaphore(256)  # connects in flight: stay under the listen backlog
+    start = loop.time()
 
     async def one(i: int) -> Conn | None:
         nonlocal failed
         url = urls[i % len(urls)]
         parts = urlsplit(url)
+        # A steady ramp: a burst of thousands of new streams is another test (how fast
+        # Envoy and the ext_proc server accept streams), not the memory one.
+        await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
         async with sem:
             try:
                 _, conn = await loop.create_connection(
@@ -269,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     hp.add_argument("--url", action="append", required=True)
     hp.add_argument("--connections", type=int, default=10_000)
     hp.add_argument("--timeout", type=float, default=120.0)
+    hp.add_argument("--rate", type=float, default=500.0, help="new streams per second")
     args = p.parse_args(argv)
     import uvloop
 
@@ -279,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     else:
-        out = uvloop.run(hold(args.url, args.connections, args.timeout))
+        out = uvloop.run(hold(args.url, args.connections, args.timeout, args.rate))
     sys.stdout.write("BENCH_JSON " + json.dumps(out) + "\n")
 
 

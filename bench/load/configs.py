@@ -83,8 +83,16 @@ def bootstrap(
     max_streams: int = 10_000,
     ext_proc_streams_per_connection: int | None = None,
     deferred_close_timeout: float = 5.0,
+    ext_proc_in_listener: bool = False,
 ) -> dict[str, Any]:
-    """The Envoy bootstrap of a lane (listener and admin on ports Envoy picks)."""
+    """The Envoy bootstrap of a lane (listener and admin on ports Envoy picks).
+
+    It is ``llmtap envoy-config``'s, with the ext_proc filter removed for the baseline
+    and Envoy's default circuit breakers raised. ``ext_proc_in_listener`` moves the
+    ext_proc filter from each provider cluster's upstream filter chain to the
+    listener's (before the router): Envoy 1.40 segfaults on ~1 MB responses with
+    ext_proc in the upstream chain, not with it in the listener's.
+    """
     providers = {k: v for k, v in ec.default_providers().items() if k in PROVIDERS}
     opts = ec.Options(
         mode=cfg.envoy_mode,
@@ -103,11 +111,16 @@ def bootstrap(
         protocol = cluster["typed_extension_protocol_options"][HTTP_OPTIONS]
         if cluster["name"] == ec.EXT_PROC_CLUSTER:
             if ext_proc_streams_per_connection:
-                # More HTTP/2 connections, for SO_REUSEPORT to spread over workers.
+                # Envoy's HTTP/2 pool fills one connection before it opens the next, and
+                # SO_REUSEPORT spreads connections, not streams: capping the streams per
+                # connection is what makes Envoy open enough connections for the kernel
+                # to spread the ext_proc streams over llmtap's workers.
                 h2 = protocol["explicit_http_config"]["http2_protocol_options"]
                 h2["max_concurrent_streams"] = ext_proc_streams_per_connection
+                for t in cluster["circuit_breakers"]["thresholds"]:
+                    t["max_connections"] = max(t["max_connections"], max_streams)
             continue
-        if cfg.server == "none":
+        if cfg.server == "none" or ext_proc_in_listener:
             protocol["http_filters"] = [
                 f for f in protocol["http_filters"] if f["name"] != ec.EXT_PROC_FILTER
             ]
@@ -125,4 +138,7 @@ def bootstrap(
         }
     listener = boot["static_resources"]["listeners"][0]
     listener["tcp_backlog_size"] = 4096
+    if ext_proc_in_listener and cfg.server != "none":
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["http_filters"].insert(0, ec.ext_proc_filter(opts))
     return boot

@@ -4,7 +4,9 @@ One ext_proc server (observability mode, sampling 1.0) behind as many Envoys as 
 takes to keep each under the process's file limit (a proxied stream holds a downstream
 and an upstream socket, and the hard ``ulimit -n`` here is 20000), all sharing one
 upstream that answers the ``hold`` scenario's head and first pieces and then waits.
-The uvloop client (``client.py hold``) opens the streams; once Envoy has them all open
+The uvloop client (``client.py hold``) opens the streams at a steady 500 a second
+(a burst of 10,000 at once made Envoy 1.40 segfault with ext_proc in the upstream
+filter chain, and is a test of accept rates, not of memory); once Envoy has them all open
 on the ext_proc cluster (``upstream_rq_active``) and the server is idle, its RSS is
 read, the upstream releases the streams, and for llmtap every stream must end with a
 span. The same run against the no-op server gives the floor: what grpc.aio itself
@@ -47,10 +49,14 @@ def run(
     collector: Collector,
     streams: int,
     log: Callable[[str], None],
+    in_listener: bool = False,
 ) -> dict[str, Any]:
     """The memory run for llmtap, then the same for the no-op server (the floor)."""
-    out = {"llmtap": _run_one("llmtap", workdir / "llmtap", upstream, collector, streams, log)}
-    out["noop"] = _run_one("noop", workdir / "noop", upstream, collector, streams, log)
+    out = {}
+    for server in ("llmtap", "noop"):
+        out[server] = _run_one(
+            server, workdir / server, upstream, collector, streams, log, in_listener
+        )
     return out
 
 
@@ -61,6 +67,7 @@ def _run_one(
     collector: Collector,
     streams: int,
     log: Callable[[str], None],
+    in_listener: bool = False,
 ) -> dict[str, Any]:
     from bench.load.runner import settle, warm
 
@@ -75,6 +82,7 @@ def _run_one(
         None,
         max_streams=streams + 1000,
         deferred_close_timeout=DEFERRED_CLOSE_S,
+        ext_proc_in_listener=in_listener,
     )
     extra: list[BenchEnvoy] = []
     for i in range(1, math.ceil(streams / STREAMS_PER_ENVOY)):

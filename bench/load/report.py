@@ -57,9 +57,14 @@ def deltas(data: dict[str, Any], scenario: str, config: str) -> dict[str, float 
 def span_totals(data: dict[str, Any], key: str) -> dict[str, Any] | None:
     """One lane's spans over the run: paced parts, throughput parts, what was counted."""
     lane = data["lanes"].get(key, {})
-    if lane.get("streams_total") is None or lane.get("spans_total") is None:
+    # Cells where Envoy crashed lost requests with it: only the others are counted.
+    cells = [
+        c[key]
+        for c in data["cells"].values()
+        if key in c and c[key].get("turns") and not c[key].get("crashes")
+    ]
+    if not cells:
         return None
-    cells = [c[key] for c in data["cells"].values() if key in c and c[key].get("turns")]
     pe = sum(c["expected_spans"] for c in cells)
     pr = sum(c.get("spans_received") or 0 for c in cells)
     me = sum(c["expected_spans_max"] for c in cells)
@@ -200,7 +205,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         t = span_totals(data, key)
         if t is None:
-            parts.append(f"{key}: n/a (Envoy restarted)")
+            parts.append(f"{key}: n/a (no scenario without an Envoy crash)")
             continue
         if cfg["server"] == "llmtap":
             measured = True
@@ -343,7 +348,9 @@ def markdown(data: dict[str, Any]) -> str:
         f"turns in alternation, each {s['turn_s']} s closed loop (**max req/s**, past "
         f"saturation) then {s['paced_s']} s paced at the scenario's fixed rate (**paced "
         "req/s**, below saturation: CPU, latency and spans are from these parts); Envoy "
-        f"{data.get('envoy', '?')}; {data['elapsed_s'] / 60:.1f} min.",
+        f"{data.get('envoy', '?')} with ext_proc in the "
+        f"{s.get('ext_proc_chain', 'upstream')} filter chain; "
+        f"{data['elapsed_s'] / 60:.1f} min.",
         "",
         "CPU: utime+stime of the ext_proc server's process tree, per ext_proc stream Envoy "
         "opened and per message Envoy sent (`stream_msgs_sent`). Δ: against configuration 1 "

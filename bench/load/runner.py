@@ -62,6 +62,7 @@ class Settings:
     memory: bool = True
     keep_workdir: bool = False
     custom: bool = False  # scenarios or configurations chosen by hand
+    ext_proc_in_listener: bool = False
 
 
 @dataclass
@@ -212,7 +213,12 @@ class Bench:
             protos = compile_protos(self.workdir / "protos")
         for cfg in self.s.configs:
             self.lanes[cfg.key] = Lane(
-                cfg, self.workdir / cfg.key, self.upstream.port, self.collector.endpoint, protos
+                cfg,
+                self.workdir / cfg.key,
+                self.upstream.port,
+                self.collector.endpoint,
+                protos,
+                ext_proc_in_listener=self.s.ext_proc_in_listener,
             )
         t0 = time.monotonic()
         launch_all(list(self.lanes.values()))
@@ -368,7 +374,12 @@ class Bench:
         from bench.load import memscale
 
         self.memory = memscale.run(
-            self.workdir / "memory", self.upstream, self.collector, self.s.streams, log
+            self.workdir / "memory",
+            self.upstream,
+            self.collector,
+            self.s.streams,
+            log,
+            self.s.ext_proc_in_listener,
         )
 
     def cell_summaries(self) -> dict[str, dict[str, dict[str, Any]]]:
@@ -418,6 +429,7 @@ def results(bench: Bench) -> dict[str, Any]:
             "connections": s.connections,
             "loadgen": s.loadgen,
             "streams": s.streams if s.memory else 0,
+            "ext_proc_chain": "listener" if s.ext_proc_in_listener else "upstream",
         },
         "scenarios": {
             n: {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import socket
 import sys
 import time
@@ -28,26 +29,30 @@ from llmtap.gateway.demo.procs import Child, Envoy, Llmtap, grpc_serving, wait_u
 
 REPO = Path(__file__).resolve().parents[2]
 INGRESS = "http.llmtap_ingress."
+#: With llmtap workers: ext_proc streams per HTTP/2 connection (see configs.bootstrap).
+WORKER_STREAMS_PER_CONNECTION = 8
 # Envoy's /stats?filter= is a regex; the full dump is thousands of lines.
 _COUNTER_FILTER = urllib.parse.quote(r"downstream_rq_(total|2xx)$|\.ext_proc\.")
 
 
 def free_port(pairs: int = 1) -> int:
-    """A loopback port (and the ``pairs - 1`` after it) that nothing listens on now."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        ok = True
-        for extra in range(1, pairs):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + extra))
-                except OSError:
-                    ok = False
-        if ok:
-            return port
-    raise OSError("no free port pair found")
+    """A loopback port (and the ``pairs - 1`` after it) that nothing listens on now.
+
+    Picked below the kernel's ephemeral range (32768+ on Linux): the bench opens
+    thousands of outgoing connections, and a port handed out by ``bind(0)`` could be
+    taken by one of them before the server that was meant to listen on it starts.
+    """
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, 32000 - pairs)
+        try:
+            for p in range(port, port + pairs):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise OSError("no free port found in 20000-32000")
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -155,6 +160,7 @@ class Lane:
         *,
         max_streams: int = 10_000,
         deferred_close_timeout: float = 5.0,
+        ext_proc_in_listener: bool = False,
     ) -> None:
         self.cfg = cfg
         self.workdir = workdir
@@ -185,7 +191,7 @@ class Lane:
                 extra += ["--workers", str(cfg.workers)]
             env = child_env(OTEL_METRICS_EXPORTER="prometheus", OTEL_BSP_SCHEDULE_DELAY="5000")
             self.server = Llmtap(self.address, collector, workdir, cfg.envoy_mode, extra, env)
-        per_connection = 1 if cfg.workers > 1 else None
+        per_connection = WORKER_STREAMS_PER_CONNECTION if cfg.workers > 1 else None
         boot = configs.bootstrap(
             cfg,
             ext_proc_port=self.ext_port,
@@ -193,6 +199,7 @@ class Lane:
             max_streams=max_streams,
             ext_proc_streams_per_connection=per_connection,
             deferred_close_timeout=deferred_close_timeout,
+            ext_proc_in_listener=ext_proc_in_listener,
         )
         self.envoy = BenchEnvoy(boot, workdir)
 
