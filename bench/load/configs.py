@@ -26,7 +26,7 @@ class Config:
     #: The configuration's number in the issue (1-7).
     number: int
     label: str
-    server: str  # none | noop | naive | llmtap
+    server: str  # none | noop | naive | llmtap (noop answers in normal mode)
     envoy_mode: str  # observability | normal | assisted
     sampling: float | None = None
     workers: int = 1
@@ -51,6 +51,7 @@ def _both(key: str, number: int, label: str, server: str, mode: str, **kw: Any) 
 ALL: tuple[Config, ...] = (
     Config("baseline", 1, "Envoy, no ext_proc", "none", "observability"),
     Config("noop", 2, "no-op grpc.aio ext_proc", "noop", "observability"),
+    Config("noop-answer", 2, "no-op ext_proc answering (normal mode)", "noop", "normal"),
     *_both("naive", 3, "naive Python ext_proc", "naive", "normal"),
     *_both("obs", 4, "llmtap observability", "llmtap", "observability"),
     *_both("normal", 5, "llmtap normal", "llmtap", "normal"),

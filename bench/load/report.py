@@ -145,6 +145,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
     r = _per_scenario(data, streaming, "normal@1", "naive@1", "cpu_us_per_req")
     worst = max((v for v in r.values() if v is not None), default=None)
     obs = _per_scenario(data, streaming, "obs@1", "naive@1", "cpu_us_per_req")
+    floor = _per_scenario(data, streaming, "noop-answer", "naive@1", "cpu_us_per_req")
     out.append(
         _target(
             "llmtap CPU per request vs the naive anchor, streaming scenarios "
@@ -152,7 +153,8 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             worst,
             0.65,
             TIMES,
-            f"worst shown; {_list(r)}; observability mode (config 4 @1): {_list(obs)}",
+            f"worst shown; {_list(r)}; observability mode (config 4 @1): {_list(obs)}; "
+            f"the answering no-op floor (config 2 answering) alone: {_list(floor) or 'not run'}",
         )
     )
 
@@ -174,12 +176,15 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
 
     a, n = cell(data, "stream_200", "assisted@0.01"), cell(data, "stream_200", "naive@0.01")
     ratio = _ratio(a["cpu_us_per_req"] if a else None, n["cpu_us_per_req"] if n else None)
+    f = cell(data, "stream_200", "noop-answer")
+    floor_ratio = _ratio(f["cpu_us_per_req"] if f else None, n["cpu_us_per_req"] if n else None)
     done = (a["completed"] + a.get("warm_completed", 0)) if a else 0
     tokens_ok = bool(a and a.get("tokens_recorded") is not None and a["tokens_recorded"] >= done)
     tok = (
         f"token metrics recorded for {_fmt(a.get('tokens_recorded'))} of {done} completed "
         f"requests (paced parts and warm-up); CPU {_fmt(a['cpu_us_per_req'])} vs "
-        f"{_fmt(n['cpu_us_per_req']) if n else DASH} µs per request"
+        f"{_fmt(n['cpu_us_per_req']) if n else DASH} µs per request; the answering no-op "
+        f"floor alone is {_fmt(floor_ratio, 2)}{TIMES} the anchor"
         if a
         else "not run"
     )
@@ -352,8 +357,9 @@ def markdown(data: dict[str, Any]) -> str:
         f"{s.get('ext_proc_chain', 'upstream')} filter chain; "
         f"{data['elapsed_s'] / 60:.1f} min.",
         "",
-        "CPU: utime+stime of the ext_proc server's process tree, per ext_proc stream Envoy "
-        "opened and per message Envoy sent (`stream_msgs_sent`). Δ: against configuration 1 "
+        "CPU: run time of the ext_proc server's process tree (utime+stime, at ns resolution "
+        "from the threads' schedstat), per ext_proc stream Envoy opened and per message "
+        "Envoy sent (`stream_msgs_sent`). Δ: against configuration 1 "
         "in the same scenario. Spans: received/expected, expected = ext_proc streams Envoy "
         "opened (paced parts and warm-up; the throughput parts apart, with the streams "
         "Envoy gave up on in parentheses). Token metrics: llmtap's input-token "

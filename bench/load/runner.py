@@ -71,6 +71,7 @@ class Part:
 
     result: Result | None
     cpu_s: float = 0.0
+    cpu_ticks_s: float = 0.0  # the same from /proc/PID/stat's 10 ms ticks, a cross-check
     streams: int = 0  # ext_proc streams Envoy opened (requests, for the baseline)
     failed: int = 0  # ext_proc streams Envoy gave up on (failure_mode_allow)
     msgs: int = 0  # ext_proc messages Envoy sent
@@ -143,6 +144,7 @@ class Cell:
             "msgs": msgs,
             "msgs_per_req": msgs / streams if streams else None,
             "cpu_s": cpu,
+            "cpu_ticks_s": _sum(paced, "cpu_ticks_s"),
             "cpu_us_per_req": cpu / streams * 1e6 if streams else None,
             "cpu_us_per_msg": cpu / msgs * 1e6 if msgs else None,
             "p50_ms": ms(lat, "p50"),
@@ -180,7 +182,8 @@ def settle(pid: int | None, quiet_polls: int = 2, interval: float = 0.1) -> floa
     while time.monotonic() - t0 < SETTLE_MAX_S:
         time.sleep(interval)
         now = procstat.cpu_seconds(pid)
-        quiet = quiet + 1 if now - last < procstat.TICK / 2 else 0
+        # An idle grpc.aio server still wakes up now and then: under 2 % CPU is idle.
+        quiet = quiet + 1 if now - last < 0.02 * interval else 0
         last = now
         if quiet >= quiet_polls:
             break
@@ -239,6 +242,7 @@ class Bench:
     ) -> Part:
         pid = lane.server_pid
         c0 = procstat.cpu_seconds(pid) if pid else 0.0
+        t0 = procstat.cpu_ticks_seconds(pid) if pid else 0.0
         e0 = lane.envoy.counters()
         result: Result | None = None
         try:
@@ -252,6 +256,7 @@ class Bench:
             return part
         e1 = lane.envoy.counters()
         part.cpu_s = (procstat.cpu_seconds(pid) if pid else 0.0) - c0
+        part.cpu_ticks_s = (procstat.cpu_ticks_seconds(pid) if pid else 0.0) - t0
         key = "streams_started" if lane.cfg.server != "none" else "requests"
         part.streams = e1[key] - e0[key]
         part.failed = e1["streams_failed"] - e0["streams_failed"]

@@ -171,9 +171,10 @@ class Lane:
         self.prom_port = free_port(cfg.workers) if cfg.server == "llmtap" else 0
         self.server: Child | None = None
         if cfg.server == "noop":
-            self.server = python_child(
-                "noop", "bench.noop_extproc", ["--listen", self.address], workdir
-            )
+            args = ["--listen", self.address]
+            if cfg.envoy_mode != "observability":
+                args.append("--answer")
+            self.server = python_child("noop", "bench.noop_extproc", args, workdir)
         elif cfg.server == "naive":
             assert protos is not None
             args = ["--listen", self.address, "--protos", str(protos)]
