@@ -120,13 +120,20 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("wrk is not installed (apt-get install wrk), use --loadgen python")
 
     print(banner(), file=sys.stderr)
-    bench = Bench(s)
-    bench.run()
-    data = results(bench)
-    data["targets"] = report.targets(data)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2, default=str))
-    render(data, out, md_path, not args.no_plots)
+
+    def save(b: Bench, partial: bool = True) -> dict[str, Any]:
+        data = results(b)
+        data["partial"] = partial
+        data["targets"] = report.targets(data)
+        out.write_text(json.dumps(data, indent=2, default=str))
+        return data
+
+    bench = Bench(s)
+    # Results so far are saved after each scenario: a run cut short still leaves data.
+    bench.checkpoint = save
+    bench.run()
+    render(save(bench, partial=False), out, md_path, not args.no_plots)
     return 0
 
 

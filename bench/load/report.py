@@ -250,7 +250,7 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{mem.get('rss_idle', 0) / 2**20:.1f} MiB, open "
                 f"{mem.get('rss_open', 0) / 2**20:.1f} MiB, after "
                 f"{mem.get('rss_after', 0) / 2**20:.1f} MiB; the no-op server's floor "
-                f"{floor.get('per_stream_bytes', 0) / KIB:.1f} KiB per stream"
+                f"{(floor.get('per_stream_bytes') or 0) / KIB:.1f} KiB per stream"
                 if mem
                 else "not run"
             ),

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class Part:
     failed: int = 0  # ext_proc streams Envoy gave up on (failure_mode_allow)
     msgs: int = 0  # ext_proc messages Envoy sent
     settle_s: float = 0.0
+    crashed: bool = False  # Envoy died during the part
 
 
 @dataclass
@@ -203,6 +205,8 @@ class Bench:
         self.lane_end: dict[str, dict[str, Any]] = {}
         self.memory: dict[str, Any] = {}
         self.started = time.time()
+        #: Called after each scenario (``python -m bench`` saves the results so far).
+        self.checkpoint: Callable[[Bench], Any] | None = None
 
     # -- setup -----------------------------------------------------------------------
 
@@ -227,6 +231,25 @@ class Bench:
         launch_all(list(self.lanes.values()))
         log(f"{len(self.lanes)} lanes up in {time.monotonic() - t0:.1f}s (work dir {self.workdir})")
 
+    @staticmethod
+    def _counters(lane: Lane) -> dict[str, int] | None:
+        """Envoy's counters, or None if Envoy is gone (or going: its admin stops first)."""
+        try:
+            return lane.envoy.counters()
+        except Exception:
+            return None
+
+    def _envoy_down(self, lane: Lane) -> bool:
+        """After a failure: did Envoy die? Waits a moment for a crashing Envoy to exit."""
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            if not lane.envoy.alive:
+                return True
+            if self._counters(lane) is not None:
+                return False
+            time.sleep(0.2)
+        return True  # up but not answering its admin: as good as crashed
+
     def _restart_envoy(self, lane: Lane) -> None:
         # Its counters start again from zero: the lane's totals are void from now on.
         self.restarts[lane.cfg.key] = self.restarts.get(lane.cfg.key, 0) + 1
@@ -243,7 +266,9 @@ class Bench:
         pid = lane.server_pid
         c0 = procstat.cpu_seconds(pid) if pid else 0.0
         t0 = procstat.cpu_ticks_seconds(pid) if pid else 0.0
-        e0 = lane.envoy.counters()
+        e0 = self._counters(lane)
+        if e0 is None:
+            return Part(None, crashed=True)
         result: Result | None = None
         try:
             result = self.loadgen.run(
@@ -252,9 +277,10 @@ class Bench:
         except Exception as exc:  # a crashed Envoy makes wrk fail too
             log(f"    load on {lane.cfg.key} failed: {exc}")
         part = Part(result, settle_s=settle(pid))
-        if not lane.envoy.alive:
+        e1 = self._counters(lane) if lane.envoy.alive else None
+        if e1 is None or (result is None and self._envoy_down(lane)):
+            part.crashed = True
             return part
-        e1 = lane.envoy.counters()
         part.cpu_s = (procstat.cpu_seconds(pid) if pid else 0.0) - c0
         part.cpu_ticks_s = (procstat.cpu_ticks_seconds(pid) if pid else 0.0) - t0
         key = "streams_started" if lane.cfg.server != "none" else "requests"
@@ -265,25 +291,27 @@ class Bench:
 
     def turn(self, lane: Lane, sc: scenarios.Scenario, rnd: int) -> Turn:
         t = Turn(rnd, self._part(lane, sc, self.s.turn_s, sc.model_max, 0.0))
-        if not lane.envoy.alive:
+        if t.throughput.crashed:
             t.crashed = True
             return t
         think_ms = self.s.connections / sc.paced_rps * 1000
         t.paced = self._part(lane, sc, self.s.paced_s, sc.model, think_ms)
         pid = lane.server_pid
         t.rss = procstat.rss_bytes(pid) if pid else 0
-        t.crashed = not lane.envoy.alive
+        t.crashed = t.paced.crashed
         return t
 
-    @staticmethod
-    def _opened(lane: Lane) -> int:
+    @classmethod
+    def _opened(cls, lane: Lane) -> int | None:
         """Exchanges the lane's ext_proc server was told about (requests for the baseline).
 
         Envoy runs ext_proc in the upstream filter chain: a request the client gives up
         on before an upstream connection is assigned never reaches ext_proc, so it
-        cannot have a span.
+        cannot have a span. None if Envoy is not answering.
         """
-        c = lane.envoy.counters()
+        c = cls._counters(lane)
+        if c is None:
+            return None
         return c["streams_started"] if lane.cfg.server != "none" else c["requests"]
 
     def run_scenario(self, name: str) -> None:
@@ -293,14 +321,19 @@ class Bench:
             before = self._opened(lane)
             try:
                 warm(lane.envoy.port, sc, WARMUP_REQUESTS)
+                after = self._opened(lane)
+                if before is None or after is None:
+                    raise ConnectionError("Envoy's admin stopped answering")
             except Exception as exc:
                 log(f"  warm-up of {key} on {name} failed: {exc}")
-                if not lane.envoy.alive:
+                if self._envoy_down(lane):
                     cell.crashes += 1
                     cell.skipped = "Envoy crashed in warm-up"
                     self._restart_envoy(lane)
-                    continue
-            cell.warm_streams = self._opened(lane) - before
+                else:
+                    cell.skipped = f"warm-up failed: {exc}"
+                continue
+            cell.warm_streams = after - before
             cell.warm_completed = WARMUP_REQUESTS
         for rnd in range(self.s.rounds):
             for key, lane in self.lanes.items():
@@ -310,7 +343,12 @@ class Bench:
                 if lane.server is not None and not lane.server.alive:
                     cell.skipped = "ext_proc server died"
                     continue
-                t = self.turn(lane, sc, rnd)
+                try:
+                    t = self.turn(lane, sc, rnd)
+                except Exception as exc:  # one broken cell must not end the whole run
+                    log(f"  {name} {key}: turn failed: {exc!r}")
+                    cell.skipped = f"turn failed: {exc}"
+                    continue
                 cell.turns.append(t)
                 if t.crashed:
                     cell.crashes += 1
@@ -337,6 +375,8 @@ class Bench:
             for name in self.s.scenarios:
                 log(f"scenario {name}: {scenarios.get(name).title}")
                 self.run_scenario(name)
+                if self.checkpoint is not None:
+                    self.checkpoint(self)
             self.finish_lanes()
         finally:
             self.stop_lanes()
@@ -355,12 +395,13 @@ class Bench:
         time.sleep(1.0)
         for key, lane in self.lanes.items():
             pid = lane.server_pid
-            valid = lane.envoy.alive and not self.restarts.get(key)
+            counters = self._counters(lane)
+            valid = counters is not None and not self.restarts.get(key)
             self.lane_end[key] = {
                 "envoy_restarts": self.restarts.get(key, 0),
                 "prometheus": lane.prometheus(),
                 "peak_rss": procstat.peak_rss_bytes(pid) if pid else 0,
-                "requests_total": lane.envoy.counters()["requests"] if valid else None,
+                "requests_total": counters["requests"] if counters and valid else None,
                 "streams_total": self._opened(lane) if valid else None,
             }
 
