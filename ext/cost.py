@@ -41,9 +41,11 @@ _MTOK = Decimal(1_000_000)
 # Decimal keeps 28 significant digits: below this the Decimal sum is exact, and so is
 # the integer one that replaces it (see _Prices.exact).
 _EXACT_BELOW = 10**28
-# (provider id, model) -> (UTC day, prices or None when genai-prices does not know the
-# model). The day is kept because prices carry start dates: a new day looks up again.
-_cache: dict[tuple[str, str], tuple[int, _Prices | None]] = {}
+_DAY = 86400
+# (provider id, model) -> (end of the UTC day it was looked up on, prices or None when
+# genai-prices does not know the model). Prices carry start dates: a new day looks up
+# again.
+_cache: dict[tuple[str, str], tuple[float, _Prices | None]] = {}
 
 
 class _Prices:
@@ -75,7 +77,7 @@ class _Prices:
         low = min(e for _, e in parts)
         if low > 6:  # > 10**7 USD per MTok is no price; keep the general path
             return
-        self.scaled = tuple(c * 10 ** (e - low) for c, e in parts)  # type: ignore[assignment]
+        self.scaled = tuple(c * 10 ** (e - low) for c, e in parts)
         self.denominator = 10 ** (6 - low)
 
     def exact(self, uncached: int, read: int, write: int, output: int) -> float | None:
@@ -91,10 +93,10 @@ class _Prices:
         return total / self.denominator
 
 
-def _lookup(provider_id: str, model: str, day: int) -> _Prices | None:
+def _lookup(provider_id: str, model: str, now: float) -> _Prices | None:
     key = (provider_id, model)
     hit = _cache.get(key)
-    if hit is not None and hit[0] == day:
+    if hit is not None and now < hit[0]:
         return hit[1]
     prices: _Prices | None
     try:
@@ -123,7 +125,7 @@ def _lookup(provider_id: str, model: str, day: int) -> _Prices | None:
         prices = None
     if len(_cache) >= _MAX_CACHED:
         _cache.clear()
-    _cache[key] = (day, prices)
+    _cache[key] = ((now // _DAY + 1) * _DAY, prices)
     return prices
 
 
@@ -154,14 +156,18 @@ def cost_usd(
     pid = PRICE_PROVIDERS.get(provider)
     if pid is None or not model or (input_tokens is None and output_tokens is None):
         return None
-    prices = _lookup(pid, model, int(time.time() // 86400))
+    now = time.time()
+    hit = _cache.get((pid, model))
+    prices = hit[1] if hit is not None and now < hit[0] else _lookup(pid, model, now)
     if prices is None:
         return None
     try:
         total_in = input_tokens or 0
         read = cache_read or 0
         write = cache_write or 0
-        uncached = max(total_in - read - write, 0)
+        uncached = total_in - read - write
+        if uncached < 0:
+            uncached = 0
         out = output_tokens or 0
         fast = prices.exact(uncached, read, write, out)
         if fast is not None:

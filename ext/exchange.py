@@ -54,7 +54,6 @@ class Exchange:
         "_rec",
         "_record",
         "_req_body",
-        "_req_decoded",
         "_req_done",
         "_resp",
         "_route",
@@ -79,14 +78,15 @@ class Exchange:
         self._family = family
         self._route = route
         self._cfg = config
+        # positional: family, provider, operation, server address and port, model, stream
         self._rec = CallRecord(
-            family=family.name,
-            provider=provider,
-            operation=operation,
-            server_address=server_address or None,
-            server_port=server_port if server_address else None,
-            request_model=route.model,
-            stream=route.stream,
+            family.name,
+            provider,
+            operation,
+            server_address or None,
+            server_port if server_address else None,
+            route.model,
+            route.stream,
         )
         self._body: bytearray | None = None
         self._req_body: bytes | None = None  # kept for content capture
@@ -94,7 +94,6 @@ class Exchange:
         self._spec: Spec | None = None
         self._overflow: Any = None  # StreamScanner reading a request past the cap
         self._req_done = family.request is None
-        self._req_decoded = False
         self._status: int | None = None
         self._headers: dict[str, str] = {}
         self._framing: str | None = None
@@ -193,7 +192,6 @@ class Exchange:
             req = decode_request(raw, fam.request) if raw and fam.request else None
             if req is not None:
                 fam.read_request(req, rec, self._route)
-                self._req_decoded = True
                 if rec.request_model is None:
                     rec.request_model = self._route.model
                 if rec.stream is None:

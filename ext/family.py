@@ -9,7 +9,9 @@ the framing of a streamed 2xx response when the content type does not say. Its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -43,6 +45,9 @@ ERROR_PATHS: Mapping[str, str] = {
     "_e_top_msg": "message",
 }
 
+#: Slots whose value in a 2xx body means the provider reported an error in it.
+ERROR_SLOTS = ("_e_code", "_e_type", "_e_msg", "_e_str")
+
 #: Slot counting the documents that carried output (``CallRecord.output_chunks``).
 OUTPUT_DOCS = "_output_docs"
 
@@ -55,6 +60,31 @@ _NDJSON_TYPES = (
     "application/jsonlines",
     "application/stream+json",
 )
+
+
+_FRAMED = frozenset({"sse", "ndjson", "eventstream"})
+# raw content-type header -> what it says about the framing (a handful per process)
+_content_kinds: dict[str, str] = {}
+
+
+def _content_kind(content_type: str) -> str:
+    """``sse``, ``ndjson``, ``eventstream``, ``json``, ``none`` (no type) or ``other``."""
+    ct = content_type.partition(";")[0].strip().lower()
+    if ct == "text/event-stream":
+        kind = "sse"
+    elif ct in _NDJSON_TYPES:
+        kind = "ndjson"
+    elif ct == "application/vnd.amazon.eventstream":
+        kind = "eventstream"
+    elif ct in _JSON_TYPES or ct.endswith("+json"):
+        kind = "json"
+    else:
+        kind = "other" if ct else "none"
+    if len(content_type) <= 256:
+        if len(_content_kinds) >= 256:
+            _content_kinds.clear()
+        _content_kinds[content_type] = kind
+    return kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +107,12 @@ class Spec(NamedTuple):
     folds: Mapping[str, Any]  # the same object every time: core caches parsed folds by it
     chunks: int  # the OUTPUT_DOCS slot, or -1 (a family without output slots)
     slot_of: Mapping[str, int]  # slot name -> slot: a Scan reads by name without a dict each
-    kinds: tuple[tuple[int, str], ...]  # (slot, kind) of the ``outputs`` slots, in order
+    errors: tuple[int, ...]  # the ERROR_SLOTS this spec has
+    # first index of each marker / ``outputs`` slot, picked from the scanner's list in C
+    first_of_out: Callable[[Sequence[int]], tuple[int, ...]]
+    first_of_kinds: Callable[[Sequence[int]], tuple[int, ...]]
+    kind_names: tuple[str, ...]  # the kinds of the ``outputs`` slots, in order
+    kinds_are_markers: bool  # the ``outputs`` slots are the marker slots, in order
 
 
 _NO_SLOTS: Mapping[str, int] = {}
@@ -184,6 +219,8 @@ class Scan:
             i = ix.get(k)
             if i is not None:
                 v = values[i]
+                if v is None:
+                    continue
                 if type(v) is int:
                     return v
                 v = as_int(v)
@@ -210,6 +247,25 @@ class Scan:
     def slot(self, i: int) -> Any:
         """The value of slot ``i`` (an index of the spec this Scan was made with)."""
         return self._v[i] if self._ix else None
+
+    def any_set(self, slots: tuple[int, ...]) -> bool:
+        """Whether any of these slots (indexes of the spec) holds a value."""
+        if self._ix:
+            values = self._v
+            for i in slots:
+                if values[i] is not None:
+                    return True
+        return False
+
+
+def _picker(slots: tuple[int, ...]) -> Callable[[Sequence[int]], tuple[int, ...]]:
+    """``seq -> tuple(seq[i] for i in slots)``, as one C call (itemgetter)."""
+    if len(slots) > 1:
+        return operator.itemgetter(*slots)
+    if slots:
+        i = slots[0]
+        return lambda seq: (seq[i],)
+    return lambda seq: ()
 
 
 def as_int(v: Any) -> int | None:
@@ -336,19 +392,15 @@ class Family:
         """The body framing, from the status and content type (never sniffed)."""
         if not 200 <= status < 300:
             return "json"  # error bodies are plain JSON whatever the content type says
-        ct = content_type.partition(";")[0].strip().lower()
-        if ct == "text/event-stream":
-            return "sse"
-        if ct in _NDJSON_TYPES:
-            return "ndjson"
-        if ct == "application/vnd.amazon.eventstream":
-            return "eventstream"
+        kind = _content_kinds.get(content_type) or _content_kind(content_type)
+        if kind in _FRAMED:
+            return kind
         streamed = route.stream or stream
-        stream_framing = route.framing or self.stream_framing
-        if ct in _JSON_TYPES or ct.endswith("+json"):
+        if kind == "json":
+            stream_framing = route.framing or self.stream_framing
             return "json_array" if streamed and stream_framing == "json_array" else "json"
-        if not ct and streamed:
-            return stream_framing
+        if kind == "none" and streamed:
+            return route.framing or self.stream_framing
         return "json"
 
     def scanner_spec(self, capture: bool = False) -> Spec:
@@ -381,8 +433,21 @@ class Family:
         index = {name: i for i, name in enumerate(names)}
         out = tuple(index[slot] for slot in markers)
         chunks = index[OUTPUT_DOCS] if markers else -1
-        kinds = tuple((index[slot], kind) for slot, kind in self.outputs if slot in index)
-        return Spec(PathSet(spec), names, out, folds, chunks, index, kinds)
+        kinds = [(index[slot], kind) for slot, kind in self.outputs if slot in index]
+        errors = tuple(index[slot] for slot in ERROR_SLOTS if slot in index)
+        return Spec(
+            PathSet(spec),
+            names,
+            out,
+            folds,
+            chunks,
+            index,
+            errors,
+            _picker(out),
+            _picker(tuple(i for i, _ in kinds)),
+            tuple(k for _, k in kinds),
+            tuple(i for i, _ in kinds) == out,
+        )
 
     def fold(self, s: Scan, rec: CallRecord) -> None:
         """Fold the scanned values into ``rec`` (response model, id, usage, finish)."""
@@ -421,22 +486,24 @@ class Family:
     def first_output(self, s: Scan) -> tuple[str | None, int | None]:
         """(kind, document index) of the first output; (None, None) when there was none."""
         spec = s._spec
-        if spec is None:
+        if spec is None or not spec.out:
             return None, None
+        # Sorted first indexes and bisect: a few C calls instead of a loop per slot.
         first = s.first_index()
-        d = -1
-        for i in spec.out:
-            f = first[i]
-            if f >= 0 and (d < 0 or f < d):
-                d = f
-        if d < 0:
+        got = spec.first_of_out(first)
+        ordered = sorted(got)
+        i = bisect.bisect_left(ordered, 0)
+        if i == len(ordered):
             return None, None
-        best, kind = -1, "text"
-        for i, k in spec.kinds:
-            f = first[i]
-            if best < f <= d:
-                best, kind = f, k
-        return kind, d
+        d = ordered[i]
+        if spec.kinds_are_markers:  # the earliest marker is the latest kind up to it
+            return spec.kind_names[got.index(d)], d
+        got = spec.first_of_kinds(first)
+        ordered = sorted(got)
+        j = bisect.bisect_right(ordered, d)
+        best = ordered[j - 1] if j else -1
+        # ties: the first declared kind (tuple.index finds the first)
+        return (spec.kind_names[got.index(best)] if best >= 0 else "text"), d
 
     def marker_slots(self) -> tuple[str, ...]:
         m = self._markers
@@ -456,10 +523,5 @@ class Family:
         """A 2xx body that nonetheless reports an error (SSE ``event: error`` etc.)."""
         if s.error_event:
             return True
-        get = s.get
-        return (
-            get("_e_code") is not None
-            or get("_e_type") is not None
-            or get("_e_msg") is not None
-            or get("_e_str") is not None
-        )
+        spec = s._spec
+        return spec is not None and s.any_set(spec.errors)
