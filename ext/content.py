@@ -219,3 +219,27 @@ def obj(v: Any, default: Any = None) -> dict[str, Any]:
 def at(values: Any, i: int) -> Any:
     """Entry ``i`` of a folded list (None when absent)."""
     return values[i] if isinstance(values, list) and 0 <= i < len(values) else None
+
+
+def exchange_content(
+    family: Any,
+    rec: Any,
+    request: bytes | None,
+    body: bytes | None,
+    streamed: bool,
+    scan: Any,
+) -> MessageContent:
+    """A record's content, built from what its exchange kept when (if ever) it is read:
+    the request body, a plain 2xx response body, or the scan of a streamed one."""
+
+    def build() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if request:
+            out[SYSTEM], out[INPUT] = family.input_messages(request)
+        if body is not None:
+            out[OUTPUT] = family.output_messages(body, rec.finish_reasons)
+        elif streamed:
+            out[OUTPUT] = family.stream_messages(scan, rec.finish_reasons)
+        return out
+
+    return MessageContent(build)

@@ -14,16 +14,19 @@ messages from them when first read. Off, none of that happens.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from llmtap import core as _core
 
-from .content import INPUT, OUTPUT, SYSTEM, MessageContent
+from .content import MessageContent, exchange_content
 from .cost import cost_usd
 from .errors import describe
-from .family import Family, Route, Scan, Spec, decode_request
-from .record import CallRecord, EnvoyTokenUsage
+from .family import Family, Route, Spec, decode_request
+from .record import CallRecordPy as CallRecord
+from .record import EnvoyTokenUsage, apply_envoy
 from .request import ExtConfig
+from .scan import ScanPy as Scan
 
 __all__ = ["Exchange"]
 
@@ -384,7 +387,7 @@ class Exchange:
         dec = self._dec
         rec.scan_error = self._scan_error or (dec.error if dec is not None else None) or s.error
         if self._envoy is not None:
-            _apply_envoy(rec, self._envoy)
+            apply_envoy(rec, self._envoy)
         if self._cfg.capture_content:
             if ss is not None:
                 s.capped = frozenset(n for n, c in zip(s.values, ss.capped, strict=True) if c)
@@ -402,22 +405,11 @@ class Exchange:
 
     def _content(self, s: Scan, ok: bool) -> MessageContent:
         """The record's content, built from what was kept when (if ever) it is read."""
-        fam, rec, req = self._family, self._rec, self._req_body
         body = bytes(self._resp) if ok and self._resp is not None else None
         streamed = ok and self._framing in _STREAMED
-
-        def build() -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            if req:
-                out[SYSTEM], out[INPUT] = fam.input_messages(req)
-            if body is not None:
-                out[OUTPUT] = fam.output_messages(body, rec.finish_reasons)
-            elif streamed:
-                out[OUTPUT] = fam.stream_messages(s, rec.finish_reasons)
-            return out
-
+        content = exchange_content(self._family, self._rec, self._req_body, body, streamed, s)
         self._req_body = self._resp = None
-        return MessageContent(build)
+        return content
 
     def _body_incomplete(self, s: Scan) -> bool:
         """The body stopped mid-frame, or a stream stopped before its end marker."""
@@ -428,23 +420,10 @@ class Exchange:
         return self._framing in _STREAMED and self._family.stream_complete(s) is False
 
 
-def _apply_envoy(rec: CallRecord, u: EnvoyTokenUsage) -> None:
-    if u.model and rec.response_model is None:
-        rec.response_model = u.model
-    if u.input_tokens is not None:
-        rec.input_tokens = u.input_tokens
-    if u.output_tokens is not None:
-        rec.output_tokens = u.output_tokens
-    if u.cached_input_tokens is not None:
-        rec.cache_read_tokens = u.cached_input_tokens
-    if u.cache_creation_input_tokens is not None:
-        rec.cache_creation_tokens = u.cache_creation_input_tokens
-    if u.reasoning_tokens is not None:
-        rec.reasoning_tokens = u.reasoning_tokens
-    if u.status is not None and rec.http_status is None:
-        # No response headers reached llmtap; Envoy saw how the call ended.
-        rec.http_status = u.status
-        if rec.error_type == "no_response":
-            ok = 200 <= u.status < 300
-            rec.error_type = None if ok else str(u.status)
-            rec.finish_reasons = rec.finish_reasons if ok else None
+ExchangePy = Exchange
+
+from llmtap.core._env import NO_EXTENSIONS  # noqa: E402
+
+if not NO_EXTENSIONS:  # pragma: no branch
+    with suppress(ImportError):  # the pure twin serves
+        from ._exchange import Exchange  # type: ignore[no-redef]

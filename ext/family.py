@@ -9,16 +9,15 @@ the framing of a streamed 2xx response when the content type does not say. Its
 
 from __future__ import annotations
 
-import bisect
-import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import msgspec
 
 from .errors import pick_error_type
 from .record import CallRecord
+from .scan import Scan, Spec, as_int
 
 __all__ = [
     "ERROR_PATHS",
@@ -96,186 +95,6 @@ class Route:
     stream: bool | None = None  # the method itself streams (streamGenerateContent, ...)
     framing: str | None = None  # framing the URL asks for (Gemini ``alt=sse``)
     enum_int: bool = False  # Vertex ``enum-encoding=int``: enums come back as numbers
-
-
-class Spec(NamedTuple):
-    """What a family's StreamScanner is made of, built once per family and variant."""
-
-    paths: Any  # PathSet
-    names: tuple[str, ...]
-    out: tuple[int, ...]  # marker slots: the first document with one is the first output
-    folds: Mapping[str, Any]  # the same object every time: core caches parsed folds by it
-    chunks: int  # the OUTPUT_DOCS slot, or -1 (a family without output slots)
-    slot_of: Mapping[str, int]  # slot name -> slot: a Scan reads by name without a dict each
-    errors: tuple[int, ...]  # the ERROR_SLOTS this spec has
-    # first index of each marker / ``outputs`` slot, picked from the scanner's list in C
-    first_of_out: Callable[[Sequence[int]], tuple[int, ...]]
-    first_of_kinds: Callable[[Sequence[int]], tuple[int, ...]]
-    kind_names: tuple[str, ...]  # the kinds of the ``outputs`` slots, in order
-    kinds_are_markers: bool  # the ``outputs`` slots are the marker slots, in order
-
-
-_NO_SLOTS: Mapping[str, int] = {}
-_NO_HEADERS: Mapping[str, str] = {}
-
-
-class Scan:
-    """Scanned values of one response, read once by :meth:`Family.fold`.
-
-    Reads by slot name go through the spec's name -> slot index (built once per
-    family) into the scanner's value list: nothing per slot is built per response.
-    ``values`` and ``first`` (dicts by name, for the content code) are built when read.
-    """
-
-    __slots__ = (
-        "_first",
-        "_first_index",
-        "_ix",
-        "_names",
-        "_spec",
-        "_ss",
-        "_v",
-        "_values",
-        "capped",
-        "docs",
-        "done_sentinel",
-        "error",
-        "error_event",
-        "headers",
-        "route",
-        "truncated",
-    )
-
-    def __init__(
-        self,
-        spec: Spec | None,
-        ss: Any,
-        route: Route | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.route = route
-        self.headers: Mapping[str, str] = headers if headers is not None else _NO_HEADERS
-        self.capped: frozenset[str] = frozenset()  # "concat" slots cut at max_concat
-        self._spec = spec
-        self._names: tuple[str, ...] = spec.names if spec is not None else ()
-        self._values: dict[str, Any] | None = None
-        self._first: dict[str, int] | None = None
-        self._first_index: list[int] | None = None
-        self._ss = ss
-        if ss is None or spec is None:  # nothing was scanned (no body, or unreadable)
-            self._ix = _NO_SLOTS
-            self._v: list[Any] = []
-            self.docs = 0
-            self.done_sentinel = False
-            self.error: str | None = None
-            self.error_event: Any = None
-            self.truncated = False
-            return
-        self._ix = spec.slot_of
-        self._v = ss.values
-        self.docs = ss.docs
-        self.done_sentinel = bool(ss.done_sentinel)
-        self.error = ss.error
-        self.error_event = ss.error_event
-        self.truncated = bool(ss.truncated)
-
-    @property
-    def values(self) -> dict[str, Any]:
-        """Value per slot name (every slot of the spec; None where nothing was read)."""
-        d = self._values
-        if d is None:
-            if self._ix:
-                d = dict(zip(self._names, self._v, strict=True))
-            else:
-                d = dict.fromkeys(self._names)
-            self._values = d
-        return d
-
-    @property
-    def first(self) -> dict[str, int]:
-        """Per slot name: the first document where it was non-null/present, or -1."""
-        d = self._first
-        if d is None:
-            d = self._first = dict(zip(self._names, self.first_index(), strict=True))
-        return d
-
-    def first_index(self) -> list[int]:
-        """Per slot: the first document where it was non-null/present, or -1."""
-        f = self._first_index
-        if f is None:
-            ss = self._ss
-            f = ss.first_index if ss is not None and self._ix else [-1] * len(self._names)
-            self._first_index = f
-        return f
-
-    def get(self, key: str) -> Any:
-        i = self._ix.get(key)
-        return None if i is None else self._v[i]
-
-    def num(self, *keys: str) -> int | None:
-        """First of ``keys`` holding a number, as int (Titan sends ``28.0``)."""
-        ix, values = self._ix, self._v
-        for k in keys:
-            i = ix.get(k)
-            if i is not None:
-                v = values[i]
-                if v is None:
-                    continue
-                if type(v) is int:
-                    return v
-                v = as_int(v)
-                if v is not None:
-                    return v
-        return None
-
-    def text(self, *keys: str) -> str | None:
-        """First of ``keys`` holding a non-empty string."""
-        ix, values = self._ix, self._v
-        for k in keys:
-            i = ix.get(k)
-            if i is not None:
-                v = values[i]
-                if v and isinstance(v, str):
-                    return v
-        return None
-
-    def seq(self, key: str) -> list[Any]:
-        i = self._ix.get(key)
-        v = None if i is None else self._v[i]
-        return v if isinstance(v, list) else []
-
-    def slot(self, i: int) -> Any:
-        """The value of slot ``i`` (an index of the spec this Scan was made with)."""
-        return self._v[i] if self._ix else None
-
-    def any_set(self, slots: tuple[int, ...]) -> bool:
-        """Whether any of these slots (indexes of the spec) holds a value."""
-        if self._ix:
-            values = self._v
-            for i in slots:
-                if values[i] is not None:
-                    return True
-        return False
-
-
-def _picker(slots: tuple[int, ...]) -> Callable[[Sequence[int]], tuple[int, ...]]:
-    """``seq -> tuple(seq[i] for i in slots)``, as one C call (itemgetter)."""
-    if len(slots) > 1:
-        return operator.itemgetter(*slots)
-    if slots:
-        i = slots[0]
-        return lambda seq: (seq[i],)
-    return lambda seq: ()
-
-
-def as_int(v: Any) -> int | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return None
 
 
 def add(*values: int | None) -> int | None:
@@ -434,19 +253,16 @@ class Family:
         out = tuple(index[slot] for slot in markers)
         chunks = index[OUTPUT_DOCS] if markers else -1
         kinds = [(index[slot], kind) for slot, kind in self.outputs if slot in index]
-        errors = tuple(index[slot] for slot in ERROR_SLOTS if slot in index)
         return Spec(
-            PathSet(spec),
-            names,
-            out,
-            folds,
-            chunks,
-            index,
-            errors,
-            _picker(out),
-            _picker(tuple(i for i, _ in kinds)),
-            tuple(k for _, k in kinds),
-            tuple(i for i, _ in kinds) == out,
+            paths=PathSet(spec),
+            names=names,
+            out=out,
+            folds=folds,
+            chunks=chunks,
+            slot_of=index,
+            errors=tuple(index[slot] for slot in ERROR_SLOTS if slot in index),
+            kind_slots=tuple(i for i, _ in kinds),
+            kind_names=tuple(k for _, k in kinds),
         )
 
     def fold(self, s: Scan, rec: CallRecord) -> None:
@@ -485,25 +301,7 @@ class Family:
 
     def first_output(self, s: Scan) -> tuple[str | None, int | None]:
         """(kind, document index) of the first output; (None, None) when there was none."""
-        spec = s._spec
-        if spec is None or not spec.out:
-            return None, None
-        # Sorted first indexes and bisect: a few C calls instead of a loop per slot.
-        first = s.first_index()
-        got = spec.first_of_out(first)
-        ordered = sorted(got)
-        i = bisect.bisect_left(ordered, 0)
-        if i == len(ordered):
-            return None, None
-        d = ordered[i]
-        if spec.kinds_are_markers:  # the earliest marker is the latest kind up to it
-            return spec.kind_names[got.index(d)], d
-        got = spec.first_of_kinds(first)
-        ordered = sorted(got)
-        j = bisect.bisect_right(ordered, d)
-        best = ordered[j - 1] if j else -1
-        # ties: the first declared kind (tuple.index finds the first)
-        return (spec.kind_names[got.index(best)] if best >= 0 else "text"), d
+        return s.first_output()
 
     def marker_slots(self) -> tuple[str, ...]:
         m = self._markers
@@ -523,5 +321,5 @@ class Family:
         """A 2xx body that nonetheless reports an error (SSE ``event: error`` etc.)."""
         if s.error_event:
             return True
-        spec = s._spec
+        spec = s.spec
         return spec is not None and s.any_set(spec.errors)

@@ -9,67 +9,51 @@ never written, so a parameter the client did not send never shows up as a defaul
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.semconv._incubating.attributes import aws_attributes as _aws
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _g
-from opentelemetry.semconv._incubating.attributes import openai_attributes as _oa
-from opentelemetry.semconv.attributes import error_attributes as _err
-from opentelemetry.semconv.attributes import server_attributes as _srv
+from .semconv import (
+    ATTR_COST_USD,
+    ATTR_SCAN_ERROR,
+    AUDIO_INPUT_LATEST,
+    AUDIO_OUTPUT_LATEST,
+    AWS_REQUEST_ID,
+    CACHE_CREATION,
+    CACHE_READ,
+    CACHE_WRITE_LATEST,
+    CHOICE_COUNT,
+    DIMENSIONS,
+    ENCODING_FORMATS,
+    ERROR_TYPE,
+    FINGERPRINT,
+    FINISH_REASONS,
+    FREQUENCY_PENALTY,
+    INPUT_TOKENS,
+    MAX_TOKENS,
+    OPENAI_PROVIDERS,
+    OPERATION,
+    OUTPUT_TOKENS,
+    OUTPUT_TYPE,
+    PRESENCE_PENALTY,
+    PROVIDER,
+    REASONING_TOKENS,
+    REQUEST_MODEL,
+    REQUEST_SERVICE_TIER,
+    RESPONSE_ID,
+    RESPONSE_MODEL,
+    RESPONSE_SERVICE_TIER,
+    SEED,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    STOP_SEQUENCES,
+    STREAM,
+    TEMPERATURE,
+    TOP_K,
+    TOP_P,
+)
 
-__all__ = ["ATTR_COST_USD", "ATTR_SCAN_ERROR", "CallRecord", "EnvoyTokenUsage"]
-
-#: Estimated USD cost of the call (genai-prices; input, cache read, cache write and
-#: output tokens priced separately). Absent when the model's price is unknown.
-ATTR_COST_USD = "llmtap.usage.cost_usd"
-#: Why llmtap could not read (part of) the response body: framing, JSON or
-#: decompression error with its byte offset. Debug aid, absent when all was read.
-ATTR_SCAN_ERROR = "llmtap.scan_error"
-
-# The newest experimental GenAI conventions (semantic-conventions-genai, PR #440)
-# rename cache_creation -> cache_write and add per-modality token counts. Spelled
-# out here because the installed semconv package predates them.
-_CACHE_WRITE_LATEST = "gen_ai.usage.cache_write.input_tokens"
-_AUDIO_INPUT_LATEST = "gen_ai.usage.audio.input_tokens"
-_AUDIO_OUTPUT_LATEST = "gen_ai.usage.audio.output_tokens"
-
-# Attribute keys as module constants: attributes() reads them as fast globals.
-_OPERATION = _g.GEN_AI_OPERATION_NAME
-_PROVIDER = _g.GEN_AI_PROVIDER_NAME
-_REQUEST_MODEL = _g.GEN_AI_REQUEST_MODEL
-_MAX_TOKENS = _g.GEN_AI_REQUEST_MAX_TOKENS
-_TEMPERATURE = _g.GEN_AI_REQUEST_TEMPERATURE
-_TOP_P = _g.GEN_AI_REQUEST_TOP_P
-_TOP_K = _g.GEN_AI_REQUEST_TOP_K
-_SEED = _g.GEN_AI_REQUEST_SEED
-_CHOICE_COUNT = _g.GEN_AI_REQUEST_CHOICE_COUNT
-_STOP_SEQUENCES = _g.GEN_AI_REQUEST_STOP_SEQUENCES
-_FREQUENCY_PENALTY = _g.GEN_AI_REQUEST_FREQUENCY_PENALTY
-_PRESENCE_PENALTY = _g.GEN_AI_REQUEST_PRESENCE_PENALTY
-_STREAM = _g.GEN_AI_REQUEST_STREAM
-_OUTPUT_TYPE = _g.GEN_AI_OUTPUT_TYPE
-_ENCODING_FORMATS = _g.GEN_AI_REQUEST_ENCODING_FORMATS
-_DIMENSIONS = _g.GEN_AI_EMBEDDINGS_DIMENSION_COUNT
-_RESPONSE_ID = _g.GEN_AI_RESPONSE_ID
-_RESPONSE_MODEL = _g.GEN_AI_RESPONSE_MODEL
-_FINISH_REASONS = _g.GEN_AI_RESPONSE_FINISH_REASONS
-_INPUT_TOKENS = _g.GEN_AI_USAGE_INPUT_TOKENS
-_OUTPUT_TOKENS = _g.GEN_AI_USAGE_OUTPUT_TOKENS
-_CACHE_READ = _g.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
-_CACHE_CREATION = _g.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
-_REASONING_TOKENS = _g.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
-_REQUEST_SERVICE_TIER = _oa.OPENAI_REQUEST_SERVICE_TIER
-_RESPONSE_SERVICE_TIER = _oa.OPENAI_RESPONSE_SERVICE_TIER
-_FINGERPRINT = _oa.OPENAI_RESPONSE_SYSTEM_FINGERPRINT
-_AWS_REQUEST_ID = _aws.AWS_REQUEST_ID
-_ERROR_TYPE = _err.ERROR_TYPE
-_SERVER_ADDRESS = _srv.SERVER_ADDRESS
-_SERVER_PORT = _srv.SERVER_PORT
-
-#: Providers whose spans carry ``openai.*`` attributes (semconv: other providers'
-#: spans are not expected to include them).
-_OPENAI_PROVIDERS = frozenset({"openai", "azure.ai.openai"})
+__all__ = ["ATTR_COST_USD", "ATTR_SCAN_ERROR", "CallRecord", "EnvoyTokenUsage", "apply_envoy"]
 
 
 @dataclass(slots=True)
@@ -175,76 +159,108 @@ class CallRecord:
         """Span attributes; ``semconv_latest`` switches to the newest experimental names."""
         # Written out field by field: this runs for every call, and a plain test and
         # store per field is the cheapest way to skip the ones the exchange lacked.
-        a: dict[str, Any] = {_OPERATION: self.operation, _PROVIDER: self.provider}
+        a: dict[str, Any] = {OPERATION: self.operation, PROVIDER: self.provider}
         v: Any
         if (v := self.request_model) is not None:
-            a[_REQUEST_MODEL] = v
+            a[REQUEST_MODEL] = v
         if (v := self.max_tokens) is not None:
-            a[_MAX_TOKENS] = v
+            a[MAX_TOKENS] = v
         if (v := self.temperature) is not None:
-            a[_TEMPERATURE] = v
+            a[TEMPERATURE] = v
         if (v := self.top_p) is not None:
-            a[_TOP_P] = v
+            a[TOP_P] = v
         if (v := self.top_k) is not None:
-            a[_TOP_K] = v
+            a[TOP_K] = v
         if (v := self.seed) is not None:
-            a[_SEED] = v
+            a[SEED] = v
         if (v := self.choice_count) is not None and v != 1:
-            a[_CHOICE_COUNT] = v
+            a[CHOICE_COUNT] = v
         if v := self.stop_sequences:
-            a[_STOP_SEQUENCES] = list(v)
+            a[STOP_SEQUENCES] = list(v)
         if (v := self.frequency_penalty) is not None:
-            a[_FREQUENCY_PENALTY] = v
+            a[FREQUENCY_PENALTY] = v
         if (v := self.presence_penalty) is not None:
-            a[_PRESENCE_PENALTY] = v
+            a[PRESENCE_PENALTY] = v
         if (v := self.stream) is not None:
-            a[_STREAM] = v
+            a[STREAM] = v
         if (v := self.output_type) is not None:
-            a[_OUTPUT_TYPE] = v
+            a[OUTPUT_TYPE] = v
         if v := self.encoding_formats:
-            a[_ENCODING_FORMATS] = list(v)
+            a[ENCODING_FORMATS] = list(v)
         if (v := self.embedding_dimensions) is not None:
-            a[_DIMENSIONS] = v
+            a[DIMENSIONS] = v
         if (v := self.response_id) is not None:
-            a[_RESPONSE_ID] = v
+            a[RESPONSE_ID] = v
         if (v := self.response_model) is not None:
-            a[_RESPONSE_MODEL] = v
+            a[RESPONSE_MODEL] = v
         if v := self.finish_reasons:
-            a[_FINISH_REASONS] = list(v)
+            a[FINISH_REASONS] = list(v)
         if (v := self.input_tokens) is not None:
-            a[_INPUT_TOKENS] = v
+            a[INPUT_TOKENS] = v
         if (v := self.output_tokens) is not None:
-            a[_OUTPUT_TOKENS] = v
+            a[OUTPUT_TOKENS] = v
         if (v := self.cache_read_tokens) is not None:
-            a[_CACHE_READ] = v
+            a[CACHE_READ] = v
         if semconv_latest:
             if (v := self.cache_creation_tokens) is not None:
-                a[_CACHE_WRITE_LATEST] = v
+                a[CACHE_WRITE_LATEST] = v
             if (v := self.audio_input_tokens) is not None:
-                a[_AUDIO_INPUT_LATEST] = v
+                a[AUDIO_INPUT_LATEST] = v
             if (v := self.audio_output_tokens) is not None:
-                a[_AUDIO_OUTPUT_LATEST] = v
+                a[AUDIO_OUTPUT_LATEST] = v
         elif (v := self.cache_creation_tokens) is not None:
-            a[_CACHE_CREATION] = v
+            a[CACHE_CREATION] = v
         if (v := self.reasoning_tokens) is not None:
-            a[_REASONING_TOKENS] = v
-        if self.provider in _OPENAI_PROVIDERS:
+            a[REASONING_TOKENS] = v
+        if self.provider in OPENAI_PROVIDERS:
             if (v := self.request_service_tier) is not None:
-                a[_REQUEST_SERVICE_TIER] = v
+                a[REQUEST_SERVICE_TIER] = v
             if (v := self.service_tier) is not None:
-                a[_RESPONSE_SERVICE_TIER] = v
+                a[RESPONSE_SERVICE_TIER] = v
             if (v := self.system_fingerprint) is not None:
-                a[_FINGERPRINT] = v
+                a[FINGERPRINT] = v
         if (v := self.aws_request_id) is not None:
-            a[_AWS_REQUEST_ID] = v
+            a[AWS_REQUEST_ID] = v
         if (v := self.error_type) is not None:
-            a[_ERROR_TYPE] = v
+            a[ERROR_TYPE] = v
         if (v := self.server_address) is not None:
-            a[_SERVER_ADDRESS] = v
+            a[SERVER_ADDRESS] = v
             if (v := self.server_port) is not None:
-                a[_SERVER_PORT] = v
+                a[SERVER_PORT] = v
         if (v := self.cost_usd) is not None:
             a[ATTR_COST_USD] = v
         if (v := self.scan_error) is not None:
             a[ATTR_SCAN_ERROR] = v
         return a
+
+
+def apply_envoy(rec: Any, u: EnvoyTokenUsage) -> None:
+    """Envoy-assisted mode: Envoy's counts override what the body said."""
+    if u.model and rec.response_model is None:
+        rec.response_model = u.model
+    if u.input_tokens is not None:
+        rec.input_tokens = u.input_tokens
+    if u.output_tokens is not None:
+        rec.output_tokens = u.output_tokens
+    if u.cached_input_tokens is not None:
+        rec.cache_read_tokens = u.cached_input_tokens
+    if u.cache_creation_input_tokens is not None:
+        rec.cache_creation_tokens = u.cache_creation_input_tokens
+    if u.reasoning_tokens is not None:
+        rec.reasoning_tokens = u.reasoning_tokens
+    if u.status is not None and rec.http_status is None:
+        # No response headers reached llmtap; Envoy saw how the call ended.
+        rec.http_status = u.status
+        if rec.error_type == "no_response":
+            ok = 200 <= u.status < 300
+            rec.error_type = None if ok else str(u.status)
+            rec.finish_reasons = rec.finish_reasons if ok else None
+
+
+CallRecordPy = CallRecord
+
+from llmtap.core._env import NO_EXTENSIONS  # noqa: E402
+
+if not NO_EXTENSIONS:  # pragma: no branch
+    with suppress(ImportError):  # the pure twin serves
+        from ._record import CallRecord  # type: ignore[no-redef]

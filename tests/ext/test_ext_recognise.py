@@ -6,6 +6,9 @@ import pytest
 
 from llmtap.ext import FAMILIES, ExtConfig, RequestInfo, recognise
 
+# Every test here runs on both twins (tests/ext/conftest.py).
+pytestmark = pytest.mark.usefixtures("core_twin")
+
 
 def rec(
     authority: str,

@@ -9,6 +9,9 @@ import pytest
 
 from llmtap.ext import ExtConfig, RequestInfo, recognise
 
+# Every test here runs on both twins (tests/ext/conftest.py).
+pytestmark = pytest.mark.usefixtures("core_twin")
+
 
 def attrs(authority: str, path: str, body: Any, config: Any = None) -> dict[str, Any]:
     ex = recognise(RequestInfo("POST", authority, path), config)
