@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import json
 import os
 import shlex
@@ -31,22 +30,21 @@ from llmtap.gateway import envoy_config
 
 _LIVE: set[Child] = set()
 _LIVE_LOCK = threading.Lock()
-_PR_SET_PDEATHSIG = 1
 
 
-# Resolved now: between fork and exec the child must not load libraries or take locks.
-_prctl: Any = None
-if sys.platform.startswith("linux"):
-    with contextlib.suppress(OSError, AttributeError):
-        _prctl = ctypes.CDLL(None).prctl
+# The kernel should SIGKILL a child when the process that started it dies. A Python
+# preexec_fn would do it (prctl PR_SET_PDEATHSIG), but it makes subprocess run the
+# os.register_at_fork handlers in the child, and gRPC's (the receiver and the tests have
+# gRPC threads running) then sometimes kill the child before exec with "epoll_wait
+# error: Bad file descriptor". util-linux's setpriv sets the same flag and then execs the
+# command, so no Python runs between fork and exec. Without it, atexit still stops them.
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: the kernel SIGKILLs this child when the thread that started it ends.
-
-    That is the thread, not the process: children are started from the main thread.
-    """
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _with_parent_death_signal(argv: list[str]) -> list[str]:
+    if _SETPRIV is None:
+        return argv
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 class Child:
@@ -79,15 +77,13 @@ class Child:
 
     def start(self) -> Child:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        preexec = _die_with_parent if _prctl is not None else None
         self.proc = subprocess.Popen(
-            self.argv,
+            _with_parent_death_signal(self.argv),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,
             start_new_session=True,
-            preexec_fn=preexec,
         )
         with _LIVE_LOCK:
             _LIVE.add(self)
