@@ -12,6 +12,9 @@ NATIVE_MODULES = [
     "llmtap.core._stream",
     "llmtap.gateway._extproc_wire",
     "llmtap.gateway._otlp",
+    "llmtap.ext._exchange",
+    "llmtap.ext._scan",
+    "llmtap.ext._record",
 ]
 
 
