@@ -7,22 +7,69 @@ msgspec, the scanner and the cost table are called as in the pure twin, whose
 code this follows line for line.
 """
 
+from msgspec import DecodeError, ValidationError
+
 from llmtap import core as _core
 
 from .content import exchange_content
 from .cost import cost_usd
 from .errors import describe
-from .family import decode_request
+from .family import (
+    _FRAMED,
+    Family,
+    _content_kind,
+    _content_kinds,
+    _decoders,
+    decode_request,
+    raw_reasons,
+)
 from .record import apply_envoy
 
 from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from ._record cimport CallRecord
-from ._scan cimport Scan
+from ._scan cimport Scan, new_scan
 
 cdef object _STREAMED = frozenset({"sse", "ndjson", "eventstream", "json_array"})
 cdef object _OVERFLOW_PATHS = _core.PathSet({"model": "model", "stream": "stream"})
 cdef Py_ssize_t _CAPTURE_MAX_STR = 64 * 1024
+
+# Hooks the families rarely override: when a family keeps Family's own, the Exchange
+# runs the same logic here instead of calling into Python.
+cdef object _BASE_FRAMING = Family.framing
+cdef object _BASE_IN_STREAM_ERROR = Family.in_stream_error
+cdef object _BASE_FOLD = Family.fold
+cdef object _BASE_FINISH_REASONS = Family.finish_reasons
+
+# the last config seen, read once: the gateway passes the same object every time
+cdef object _cfg_seen = None
+cdef Py_ssize_t _cfg_max_body = 0
+cdef bint _cfg_capture = False, _cfg_cost = False
+
+
+cdef str _framing(object fam, object status, object content_type, object route, object stream):
+    """Family.framing, for a family that does not override it."""
+    if not 200 <= status < 300:
+        return "json"  # error bodies are plain JSON whatever the content type says
+    kind = _content_kinds.get(content_type) or _content_kind(content_type)
+    if kind in _FRAMED:
+        return kind
+    streamed = route.stream or stream
+    if kind == "json":
+        stream_framing = route.framing or fam.stream_framing
+        return "json_array" if streamed and stream_framing == "json_array" else "json"
+    if kind == "none" and streamed:
+        return route.framing or fam.stream_framing
+    return "json"
+
+
+cdef bint _in_stream_error(object fam, Scan s) except -1:
+    """Family.in_stream_error, unless the family overrides it."""
+    if type(fam).in_stream_error is not _BASE_IN_STREAM_ERROR:
+        return fam.in_stream_error(s)
+    if s.error_event:
+        return True
+    return s.spec is not None and s.any_set(s.spec.errors)
 
 
 cdef class Exchange:
@@ -31,10 +78,21 @@ cdef class Exchange:
     def __init__(self, family, route, provider, operation, config, server_address, server_port):
         self._family = family
         self._route = route
+        global _cfg_seen, _cfg_max_body, _cfg_capture, _cfg_cost
+        cdef Py_ssize_t max_body
+        cdef bint capture, cost
         self._cfg = config
-        self._max_body = min(config.max_request_body, PY_SSIZE_T_MAX)
-        self._capture = config.capture_content
-        self._cost = config.cost
+        if config is not _cfg_seen:
+            limit = int(config.max_request_body)
+            max_body = limit if limit < PY_SSIZE_T_MAX else PY_SSIZE_T_MAX
+            capture = config.capture_content
+            cost = config.cost
+            # no Python code runs between these: another thread sees all or nothing
+            _cfg_max_body, _cfg_capture, _cfg_cost = max_body, capture, cost
+            _cfg_seen = config
+        self._max_body = _cfg_max_body
+        self._capture = _cfg_capture
+        self._cost = _cfg_cost
         cdef CallRecord rec = CallRecord.__new__(CallRecord)
         rec.family = family.name
         rec.provider = provider
@@ -129,7 +187,18 @@ cdef class Exchange:
         if self._capture:
             self._req_body = raw = bytes(raw)
         kind = fam.request
-        req = decode_request(raw, kind) if raw and kind else None
+        req = None
+        if raw and kind:
+            dec = _decoders.get(kind)
+            if dec is None:
+                req = decode_request(raw, kind)
+            else:  # decode_request's fast path, without the Python frame
+                try:
+                    req = dec.decode(raw)
+                except ValidationError:
+                    req = decode_request(raw, kind)
+                except DecodeError:
+                    req = None
         if req is not None:
             fam.read_request(req, rec, self._route)
             if rec.request_model is None:
@@ -153,9 +222,14 @@ cdef class Exchange:
         if not fam.scans:
             return
         try:
-            framing = fam.framing(
-                status, headers.get("content-type", ""), self._route, self._rec.stream
-            )
+            if type(fam).framing is _BASE_FRAMING:
+                framing = _framing(
+                    fam, status, headers.get("content-type", ""), self._route, self._rec.stream
+                )
+            else:
+                framing = fam.framing(
+                    status, headers.get("content-type", ""), self._route, self._rec.stream
+                )
             encoding = headers.get("content-encoding")
             if encoding:
                 encoding = encoding.strip().lower()
@@ -163,7 +237,11 @@ cdef class Exchange:
                     self._dec = _core.Decompressor(encoding)
                     if self._dec.error:
                         raise ValueError(self._dec.error)
-            spec = self._spec = fam.scanner_spec(self._capture)
+            # Family.scanner_spec's cache, read directly; built on the first miss
+            spec = fam._capture_spec if self._capture else fam._spec
+            if spec is None:
+                spec = fam.scanner_spec(self._capture)
+            self._spec = spec
             self._out = spec.out
             # spec.folds is one object per family: core's parsed-fold cache hits
             if self._capture:
@@ -262,15 +340,22 @@ cdef class Exchange:
         spec = self._spec
         if spec is None and fam.scans and self._status:
             spec = fam.scanner_spec()
-        cdef Scan s = Scan(spec, ss, self._route, self._headers)
+        cdef Scan s = new_scan(spec, ss, self._route, self._headers)
         status = self._status
         cdef bint ok = status is not None and 200 <= status < 300
         cdef bint abnormal = False
-        if ok:
-            fam.fold(s, rec)  # an error body's "id" is not a response id
+        if ok:  # an error body's "id" is not a response id
+            s.assign(rec)
+            if type(fam).fold is not _BASE_FOLD:
+                fam.fold(s, rec)
         if rec.provider == "aws.bedrock":
             rec.aws_request_id = self._headers.get("x-amzn-requestid")
-        raw_finish = fam.finish_reasons(s) if ss is not None and ok else []
+        if ss is None or not ok:
+            raw_finish = []
+        elif type(fam).finish_reasons is _BASE_FINISH_REASONS:
+            raw_finish = raw_reasons(s.get("finish"))
+        else:
+            raw_finish = fam.finish_reasons(s)
         error_type = message = None
         if status is None:
             error_type = cut_short or "no_response"
@@ -279,7 +364,7 @@ cdef class Exchange:
             etype, message = fam.error_fields(s)
             error_type = etype or str(status)
         else:
-            if ss is not None and fam.in_stream_error(s):
+            if ss is not None and _in_stream_error(fam, s):
                 etype, message = fam.error_fields(s)
                 event = s.error_event if isinstance(s.error_event, str) and s.error_event else None
                 error_type = etype or event or "stream_error"
@@ -305,7 +390,7 @@ cdef class Exchange:
                 message = message or f"response cut short: {reason}"
                 rec.cut_short = reason
             if ss is not None and spec is not None:
-                rec.first_output_kind, rec.first_output_event = fam.first_output(s)
+                rec.first_output_kind, rec.first_output_event = s.first_output()
                 if spec.chunks >= 0 and self._framing in _STREAMED:
                     rec.output_chunks = s.slot_c(spec.chunks)
         if abnormal:

@@ -9,7 +9,12 @@ cdef class Scan:
     cdef object _values, _first
     cdef list _first_index
 
+    cdef int _init(self, object spec, object ss, object route, object headers) except -1
     cdef list first_index_c(self)
     cdef object slot_c(self, Py_ssize_t i)
     cpdef bint any_set(self, tuple slots) except -1
+    cpdef assign(self, rec)
     cpdef tuple first_output(self)
+
+
+cdef Scan new_scan(object spec, object ss, object route, object headers)

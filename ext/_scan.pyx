@@ -30,6 +30,9 @@ cdef class Scan:
     """Scanned values of one response, read once by ``Family.fold``."""
 
     def __init__(self, spec, ss, route=None, headers=None):
+        self._init(spec, ss, route, headers)
+
+    cdef int _init(self, object spec, object ss, object route, object headers) except -1:
         self.spec = spec
         self.route = route
         self.headers = headers if headers is not None else _NO_HEADERS
@@ -47,7 +50,7 @@ cdef class Scan:
             self.error = None
             self.error_event = None
             self.truncated = False
-            return
+            return 0
         self._ss = ss
         self._ix = spec.slot_of
         self._v = ss.values
@@ -56,6 +59,7 @@ cdef class Scan:
         self.error = ss.error
         self.error_event = ss.error_event
         self.truncated = ss.truncated
+        return 0
 
     @property
     def values(self):
@@ -136,6 +140,32 @@ cdef class Scan:
                     return True
         return False
 
+    cpdef assign(self, rec):
+        """Set the record fields the spec's ``texts`` and ``numbers`` name: the first of
+        their slots holding a non-empty string / a number, else None."""
+        spec = self.spec
+        if spec is None:
+            return
+        cdef bint scanned = bool(self._ix)
+        cdef tuple slots
+        for field, slots in spec.texts:
+            found = None
+            if scanned:
+                for i in slots:
+                    v = self._v[<Py_ssize_t>i]
+                    if isinstance(v, str) and v:
+                        found = v
+                        break
+            setattr(rec, field, found)
+        for field, slots in spec.numbers:
+            found = None
+            if scanned:
+                for i in slots:
+                    found = _as_int(self._v[<Py_ssize_t>i])
+                    if found is not None:
+                        break
+            setattr(rec, field, found)
+
     cpdef tuple first_output(self):
         """(kind, document index) of the first output, or (None, None)."""
         spec = self.spec
@@ -160,3 +190,10 @@ cdef class Scan:
                 best = f
                 kind = kinds[j]
         return (kind, d)
+
+
+cdef Scan new_scan(object spec, object ss, object route, object headers):
+    """``Scan(spec, ss, route, headers)`` without the Python call (for the Exchange)."""
+    cdef Scan s = Scan.__new__(Scan)
+    s._init(spec, ss, route, headers)
+    return s

@@ -65,9 +65,7 @@ class AnthropicComplete(Family):
         rec.top_k = req.top_k
         rec.stop_sequences = req.stop_sequences or None
 
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_id = s.text("id", "log_id")
-        rec.response_model = s.text("model")
+    texts = {"response_id": ("id", "log_id"), "response_model": ("model",)}
 
     def finish_reasons(self, s: Scan) -> list[str | None]:
         return [s.text("finish")]

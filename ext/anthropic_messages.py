@@ -274,9 +274,9 @@ class AnthropicMessages(Family):
         if req.output_format is not None and req.output_format.type:
             rec.output_type = "json" if "json" in req.output_format.type else "text"
 
+    texts = {"response_id": ("s_id", "id"), "response_model": ("s_model", "model")}
+
     def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_id = s.text("s_id", "id")
-        rec.response_model = s.text("s_model", "model")
         fold_anthropic_usage(s, rec)
 
     def finish_reasons(self, s: Scan) -> list[str | None]:

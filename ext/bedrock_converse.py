@@ -191,13 +191,17 @@ class BedrockConverse(Family):
             if rec.top_k is None and extra.inferenceConfig is not None:
                 rec.top_k = extra.inferenceConfig.top_k
 
+    numbers = {
+        "output_tokens": ("out",),
+        "cache_read_tokens": ("cache_read",),
+        "cache_creation_tokens": ("cache_write",),
+    }
+
     def fold(self, s: Scan, rec: CallRecord) -> None:
+        # Bedrock's input count excludes cache reads and writes: the record's includes them
         base = s.num("in")
-        read, write = s.num("cache_read"), s.num("cache_write")
+        read, write = rec.cache_read_tokens, rec.cache_creation_tokens
         rec.input_tokens = add(base, read, write) if base is not None else None
-        rec.output_tokens = s.num("out")
-        rec.cache_read_tokens = read
-        rec.cache_creation_tokens = write
 
     def stream_complete(self, s: Scan) -> bool:
         return s.get("finish") is not None

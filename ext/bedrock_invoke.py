@@ -305,9 +305,9 @@ class BedrockInvoke(Family):
             rec.top_p = cfg.top_p if rec.top_p is None else rec.top_p
             rec.stop_sequences = rec.stop_sequences or cfg.stop_sequences or None
 
+    texts = {"response_id": ("s_id", "id"), "response_model": ("s_model", "model")}
+
     def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_id = s.text("s_id", "id")
-        rec.response_model = s.text("s_model", "model")
         fold_anthropic_usage(s, rec)
         if rec.input_tokens is None and rec.output_tokens is None:
             self._fold_other_usage(s, rec)

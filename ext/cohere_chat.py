@@ -197,17 +197,19 @@ class CohereChat(Family):
         rec.presence_penalty = req.presence_penalty
         rec.output_type = output_type_of(req.response_format)
 
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_id = s.text("id", "v1_s_id", "v1_id")
-        rec.input_tokens = s.num("s_in", "in", "v1_s_in", "v1_in")
-        rec.output_tokens = s.num("s_out", "out", "v1_s_out", "v1_out")
-        rec.cache_read_tokens = s.num("s_cached", "cached")
-        rec.billed_input_tokens = s.num(
-            "s_billed_in", "billed_in", "v1_s_billed_in", "v1_billed_in"
-        )
-        rec.billed_output_tokens = s.num(
-            "s_billed_out", "billed_out", "v1_s_billed_out", "v1_billed_out"
-        )
+    texts = {"response_id": ("id", "v1_s_id", "v1_id")}
+    numbers = {
+        "input_tokens": ("s_in", "in", "v1_s_in", "v1_in"),
+        "output_tokens": ("s_out", "out", "v1_s_out", "v1_out"),
+        "cache_read_tokens": ("s_cached", "cached"),
+        "billed_input_tokens": ("s_billed_in", "billed_in", "v1_s_billed_in", "v1_billed_in"),
+        "billed_output_tokens": (
+            "s_billed_out",
+            "billed_out",
+            "v1_s_billed_out",
+            "v1_billed_out",
+        ),
+    }
 
     def finish_reasons(self, s: Scan) -> list[str | None]:
         return [s.text("s_finish", "finish")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .family import Family, Route, Scan
+from .family import Family, Route
 from .record import CallRecord
 
 __all__ = ["FAMILY", "CohereEmbedRequest"]
@@ -36,9 +36,8 @@ class CohereEmbed(Family):
         rec.encoding_formats = req.embedding_types or None
         rec.embedding_dimensions = req.output_dimension
 
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_id = s.text("id")
-        rec.input_tokens = s.num("in")
+    texts = {"response_id": ("id",)}
+    numbers = {"input_tokens": ("in",)}
 
 
 FAMILY = CohereEmbed()

@@ -51,46 +51,95 @@ _cache: dict[tuple[str, str], tuple[float, _Prices | None]] = {}
 class _Prices:
     """A model's (input, cache read, cache write, output) prices per MTok, looked up once.
 
-    When all four are plain Decimals (no tiers) the cost is computed with integers:
-    each rate as coefficient * 10**exponent, scaled to the smallest exponent. While
-    the sum stays under 28 digits the Decimal computation is exact too, so both give
-    the same rational and its correctly rounded float: the same number, without
-    Decimal arithmetic per call.
+    The cost is computed with integers: every rate (and tier rate) as coefficient *
+    10**exponent, scaled to the smallest exponent. While the sum stays under 28 digits
+    the Decimal computation is exact too, so both give the same rational and its
+    correctly rounded float: the same number, without Decimal arithmetic per call.
+    Anything else (a huge sum, a rate that is not a finite number) takes the Decimal
+    path, :func:`_rate`.
     """
 
-    __slots__ = ("denominator", "prices", "scaled")
+    __slots__ = ("denominator", "flat", "prices", "rates")
 
     def __init__(self, prices: tuple[Any, Any, Any, Any]) -> None:
         self.prices = prices
-        self.scaled: tuple[int, int, int, int] | None = None
-        self.denominator = 0
-        parts: list[tuple[int, int]] = []
-        for p in prices:
-            if p is None:  # not priced: counts as 0, as in _rate
-                parts.append((0, 0))
-                continue
-            if not isinstance(p, Decimal) or not p.is_finite():
-                return  # tiers or an unusual value: the Decimal path below
-            sign, digits, exp = p.as_tuple()
-            coef = int("".join(map(str, digits)) or "0")
-            parts.append((-coef if sign else coef, int(exp)))
-        low = min(e for _, e in parts)
+        # per kind: the scaled coefficient, or (base, ((tier start, coefficient), ...))
+        self.rates: tuple[Any, ...] | None = None
+        self.flat: tuple[int, int, int, int] | None = None  # the rates, when none is tiered
+        self.denominator = 1
+        try:
+            kinds = [_rate_parts(p) for p in prices]
+        except (TypeError, ValueError, ArithmeticError):
+            return
+        exps = [e for base, tiers in kinds for _, e in (base, *(t for _, t in tiers))]
+        low = min(exps)
         if low > 6:  # > 10**7 USD per MTok is no price; keep the general path
             return
-        self.scaled = tuple(c * 10 ** (e - low) for c, e in parts)
-        self.denominator = 10 ** (6 - low)
 
-    def exact(self, uncached: int, read: int, write: int, output: int) -> float | None:
-        scaled = self.scaled
-        if scaled is None or read < 0 or write < 0 or output < 0:
+        def scale(ce: tuple[int, int]) -> int:
+            return ce[0] * 10 ** (ce[1] - low)
+
+        self.rates = tuple(
+            scale(base) if not tiers else (scale(base), tuple((s, scale(t)) for s, t in tiers))
+            for base, tiers in kinds
+        )
+        self.denominator = 10 ** (6 - low)
+        if all(r.__class__ is int and r >= 0 for r in self.rates):
+            self.flat = self.rates
+
+    def exact(self, total_in: int, uncached: int, read: int, write: int, out: int) -> float | None:
+        if read < 0 or write < 0 or out < 0:
             return None
-        s_in, s_read, s_write, s_out = scaled
-        if s_in < 0 or s_read < 0 or s_write < 0 or s_out < 0:
+        flat = self.flat
+        if flat is not None:  # the usual price: no tiers, nothing negative
+            total = uncached * flat[0] + read * flat[1] + write * flat[2] + out * flat[3]
+            return total / self.denominator if total < _EXACT_BELOW else None
+        rates = self.rates
+        if rates is None:
             return None
-        total = uncached * s_in + read * s_read + write * s_write + output * s_out
+        r_in, r_read, r_write, r_out = rates
+        if r_in.__class__ is not int:
+            r_in = _tier(r_in, total_in)
+        if r_read.__class__ is not int:
+            r_read = _tier(r_read, total_in)
+        if r_write.__class__ is not int:
+            r_write = _tier(r_write, total_in)
+        if r_out.__class__ is not int:
+            r_out = _tier(r_out, total_in)
+        if r_in < 0 or r_read < 0 or r_write < 0 or r_out < 0:
+            return None
+        total = uncached * r_in + read * r_read + write * r_write + out * r_out
         if total >= _EXACT_BELOW:
             return None
         return total / self.denominator
+
+
+def _tier(rate: tuple[int, tuple[tuple[Any, int], ...]], total_in: int) -> int:
+    coef, tiers = rate
+    for start, tier_coef in tiers:  # ascending by start, as _rate walks them
+        if total_in > start:
+            coef = tier_coef
+    return coef
+
+
+def _coef_exp(value: Any) -> tuple[int, int]:
+    """A rate as (coefficient, exponent), the way ``Decimal(value)`` holds it."""
+    d = Decimal(value)
+    if not d.is_finite():
+        raise ValueError(d)
+    sign, digits, exp = d.as_tuple()
+    coef = int("".join(map(str, digits)) or "0")
+    return (-coef if sign else coef), int(exp)
+
+
+def _rate_parts(price: Any) -> tuple[tuple[int, int], list[tuple[Any, tuple[int, int]]]]:
+    """(base, [(tier start, rate)]) of a price, mirroring :func:`_rate`."""
+    if price is None or isinstance(price, Decimal):
+        return _coef_exp(price or 0), []
+    base = getattr(price, "base", None)
+    if base is None:
+        return (0, 0), []
+    return _coef_exp(base), [(t.start, _coef_exp(t.price)) for t in getattr(price, "tiers", ())]
 
 
 def _lookup(provider_id: str, model: str, now: float) -> _Prices | None:
@@ -169,7 +218,7 @@ def cost_usd(
         if uncached < 0:
             uncached = 0
         out = output_tokens or 0
-        fast = prices.exact(uncached, read, write, out)
+        fast = prices.exact(total_in, uncached, read, write, out)
         if fast is not None:
             return fast
         p_in, p_read, p_write, p_out = prices.prices

@@ -333,8 +333,9 @@ class Exchange:
         s = Scan(spec, ss, self._route, self._headers)
         status = self._status
         ok = status is not None and 200 <= status < 300
-        if ok:
-            fam.fold(s, rec)  # an error body's "id" is not a response id
+        if ok:  # an error body's "id" is not a response id
+            s.assign(rec)
+            fam.fold(s, rec)
         if rec.provider == "aws.bedrock":
             rec.aws_request_id = self._headers.get("x-amzn-requestid")
         raw_finish = fam.finish_reasons(s) if ss is not None and ok else []
@@ -374,7 +375,7 @@ class Exchange:
                 message = message or f"response cut short: {reason}"
                 rec.cut_short = reason
             if ss is not None and spec is not None:
-                rec.first_output_kind, rec.first_output_event = fam.first_output(s)
+                rec.first_output_kind, rec.first_output_event = s.first_output()
                 if spec.chunks >= 0 and self._framing in _STREAMED:
                     rec.output_chunks = s.slot(spec.chunks)
         if abnormal:

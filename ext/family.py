@@ -97,6 +97,13 @@ class Route:
     enum_int: bool = False  # Vertex ``enum-encoding=int``: enums come back as numbers
 
 
+def _resolve(
+    fields: Mapping[str, tuple[str, ...]], index: Mapping[str, int]
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """(field, slot indexes) pairs; slots the spec does not have never hold a value."""
+    return tuple((f, tuple(index[n] for n in names if n in index)) for f, names in fields.items())
+
+
 def add(*values: int | None) -> int | None:
     """Sum of the values present; None when none is."""
     total, seen = 0, False
@@ -116,6 +123,11 @@ def raw_reasons(v: Any) -> list[str | None]:
     return [str(v)]
 
 
+# One Decoder per request Struct (a handful, all class attributes of the families):
+# cheaper per call than msgspec.json.decode(type=...).
+_decoders: dict[type[msgspec.Struct], msgspec.json.Decoder[Any]] = {}
+
+
 def decode_request(
     body: bytes | bytearray | memoryview, kind: type[msgspec.Struct]
 ) -> msgspec.Struct | None:
@@ -125,8 +137,11 @@ def decode_request(
     without building objects). If one field has a surprising type the lenient path
     converts field by field so the others still count. Not JSON at all: None.
     """
+    dec = _decoders.get(kind)
+    if dec is None:
+        dec = _decoders[kind] = msgspec.json.Decoder(kind, strict=False)
     try:
-        return msgspec.json.decode(body, type=kind, strict=False)
+        return dec.decode(body)
     except msgspec.ValidationError:
         pass
     except msgspec.DecodeError:
@@ -166,6 +181,11 @@ class Family:
     paths: ClassVar[Mapping[str, str]] = {}
     #: StreamScanner folds for slots that need one (default: last non-null wins).
     folds: ClassVar[Mapping[str, Any]] = {}
+    #: Record fields read straight from the scan (before :meth:`fold`): field -> the
+    #: slots to try in order; the first holding a non-empty string wins, else None.
+    texts: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: The same for numbers (as int: Titan sends ``28.0``).
+    numbers: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: Presence slots that tell the kind of output (``text``, ``tool_call``,
     #: ``reasoning``); the latest one seen at or before the first output wins,
     #: declaration order breaks ties.
@@ -263,10 +283,13 @@ class Family:
             errors=tuple(index[slot] for slot in ERROR_SLOTS if slot in index),
             kind_slots=tuple(i for i, _ in kinds),
             kind_names=tuple(k for _, k in kinds),
+            texts=_resolve(self.texts, index),
+            numbers=_resolve(self.numbers, index),
         )
 
     def fold(self, s: Scan, rec: CallRecord) -> None:
-        """Fold the scanned values into ``rec`` (response model, id, usage, finish)."""
+        """Fold what ``texts`` and ``numbers`` cannot say into ``rec`` (sums, ...);
+        runs after they were read (``Scan.assign``), for a 2xx response only."""
 
     # -- content (only when capture is on) ---------------------------------------------
 
@@ -292,16 +315,13 @@ class Family:
         return None
 
     def first_output_kind(self, s: Scan) -> str | None:
-        """Kind of the first output: the latest kind evidence at or before it."""
-        return self.first_output(s)[0]
+        """Kind of the first output: the latest kind evidence at or before it (the
+        ``outputs`` slots; declaration order breaks ties). See ``Scan.first_output``."""
+        return s.first_output()[0]
 
     def first_output_doc(self, s: Scan) -> int | None:
-        """Index of the first document that carried output, or None."""
-        return self.first_output(s)[1]
-
-    def first_output(self, s: Scan) -> tuple[str | None, int | None]:
-        """(kind, document index) of the first output; (None, None) when there was none."""
-        return s.first_output()
+        """Index of the first document that carried output (a ``markers`` slot), or None."""
+        return s.first_output()[1]
 
     def marker_slots(self) -> tuple[str, ...]:
         m = self._markers

@@ -67,11 +67,12 @@ class GenerateContentRequest(msgspec.Struct, rename="camel"):
 
 
 def _output_type(g: GenerationConfig) -> str | None:
-    mods = [m.upper() for m in g.response_modalities or ()]
-    if "IMAGE" in mods:
-        return "image"
-    if "AUDIO" in mods:
-        return "speech"
+    if g.response_modalities:
+        mods = [m.upper() for m in g.response_modalities]
+        if "IMAGE" in mods:
+            return "image"
+        if "AUDIO" in mods:
+            return "speech"
     mime = (g.response_mime_type or "").lower()
     if mime == "application/json" or _sent(g.response_schema) or _sent(g.response_json_schema):
         return "json"
@@ -81,7 +82,7 @@ def _output_type(g: GenerationConfig) -> str | None:
 
 
 def _sent(raw: msgspec.Raw) -> bool:
-    return bytes(raw).strip() not in (b"", b"null")
+    return bool(raw) and bytes(raw).strip() not in (b"", b"null")  # Raw() is empty: not sent
 
 
 # -- content (capture only) ------------------------------------------------------------
@@ -216,15 +217,13 @@ class Gemini(Family):
         rec.presence_penalty = g.presence_penalty
         rec.output_type = _output_type(g)
 
+    texts = {"response_model": ("model",), "response_id": ("id",)}
+    numbers = {"cache_read_tokens": ("cached",), "reasoning_tokens": ("thoughts",)}
+
     def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_model = s.text("model")
-        rec.response_id = s.text("id")
         prompt = s.num("in")
         rec.input_tokens = add(prompt, s.num("tool_in")) if prompt is not None else None
-        thoughts = s.num("thoughts")
-        rec.output_tokens = add(s.num("out"), thoughts)
-        rec.cache_read_tokens = s.num("cached")
-        rec.reasoning_tokens = thoughts
+        rec.output_tokens = add(s.num("out"), rec.reasoning_tokens)  # thoughts are output
 
     def finish_reasons(self, s: Scan) -> list[str | None]:
         raw = s.get("finish")
@@ -233,7 +232,7 @@ class Gemini(Family):
             return [_enum_name(blocked, ())] if blocked is not None else []
         vertex = s.route is not None and s.route.provider == "gcp.vertex_ai"
         table = _VERTEX_FINISH if vertex else _GEMINI_FINISH
-        return [_enum_name(v, table) for v in raw]
+        return [v if v.__class__ is str and v else _enum_name(v, table) for v in raw]
 
     def stream_complete(self, s: Scan) -> bool:
         return any(r is not None for r in self.finish_reasons(s))

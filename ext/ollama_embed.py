@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .family import Family, Route, Scan
+from .family import Family, Route
 from .record import CallRecord
 
 __all__ = ["FAMILY", "EmbedRequest"]
@@ -34,9 +34,8 @@ class OllamaEmbed(Family):
         rec.request_model = req.model
         rec.embedding_dimensions = req.dimensions
 
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_model = s.text("model")
-        rec.input_tokens = s.num("in")
+    texts = {"response_model": ("model",)}
+    numbers = {"input_tokens": ("in",)}
 
 
 FAMILY = OllamaEmbed()

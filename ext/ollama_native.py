@@ -159,10 +159,8 @@ class OllamaNative(Family):
         "c_gen_think": "concat",
     }
 
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_model = s.text("model")
-        rec.input_tokens = s.num("in")
-        rec.output_tokens = s.num("out")
+    texts = {"response_model": ("model",)}
+    numbers = {"input_tokens": ("in",), "output_tokens": ("out",)}
 
     def stream_complete(self, s: Scan) -> bool:
         return s.get("done") is True

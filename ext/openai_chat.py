@@ -14,9 +14,9 @@ import msgspec
 from . import content as c
 from .family import Family, Route, Scan, decode_request
 from .openai_common import (
+    COMPAT_USAGE_NUMBERS,
     COMPAT_USAGE_PATHS,
     ResponseFormat,
-    fold_compat_usage,
     match_suffix,
     openai_parts,
     output_type_of,
@@ -127,6 +127,13 @@ class OpenAIChat(Family):
     }
     # Azure's first chunk carries id "" and model "": later chunks must win.
     folds = {"finish": ("keyed", "idx")}
+    texts = {
+        "response_model": ("model",),
+        "response_id": ("id",),
+        "system_fingerprint": ("fingerprint",),
+        "service_tier": ("tier",),
+    }
+    numbers = COMPAT_USAGE_NUMBERS
     outputs = (
         ("think", "reasoning"),
         ("think2", "reasoning"),
@@ -187,13 +194,6 @@ class OpenAIChat(Family):
         rec.presence_penalty = req.presence_penalty
         rec.output_type = output_type_of(req.response_format, req.modalities)
         rec.request_service_tier = req.service_tier
-
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_model = s.text("model")
-        rec.response_id = s.text("id")
-        rec.system_fingerprint = s.text("fingerprint")
-        rec.service_tier = s.text("tier")
-        fold_compat_usage(s, rec)
 
     def stream_complete(self, s: Scan) -> bool:
         return s.done_sentinel or any(r is not None for r in self.finish_reasons(s))

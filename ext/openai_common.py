@@ -10,13 +10,12 @@ import msgspec
 
 from . import content as c
 from .azure_openai import azure_route
-from .family import Route, Scan
-from .record import CallRecord
+from .family import Route
 
 __all__ = [
+    "COMPAT_USAGE_NUMBERS",
     "COMPAT_USAGE_PATHS",
     "ResponseFormat",
-    "fold_compat_usage",
     "match_suffix",
     "openai_parts",
     "output_type_of",
@@ -76,13 +75,15 @@ def match_suffix(path: str, query: str, suffix: str) -> Route | None:
     return azure_route(path, query) or Route(provider="openai")
 
 
-def fold_compat_usage(s: Scan, rec: CallRecord) -> None:
-    rec.input_tokens = s.num("in", "groq_in")
-    rec.output_tokens = s.num("out", "groq_out")
-    rec.cache_read_tokens = s.num("cached", "deepseek_cached", "mistral_cached", "groq_cached")
-    rec.reasoning_tokens = s.num("reasoning", "groq_reasoning")
-    rec.audio_input_tokens = s.num("audio_in")
-    rec.audio_output_tokens = s.num("audio_out")
+#: Record fields from COMPAT_USAGE_PATHS (a ``Family.numbers`` table).
+COMPAT_USAGE_NUMBERS = {
+    "input_tokens": ("in", "groq_in"),
+    "output_tokens": ("out", "groq_out"),
+    "cache_read_tokens": ("cached", "deepseek_cached", "mistral_cached", "groq_cached"),
+    "reasoning_tokens": ("reasoning", "groq_reasoning"),
+    "audio_input_tokens": ("audio_in",),
+    "audio_output_tokens": ("audio_out",),
+}
 
 
 # -- content (capture only) -------------------------------------------------------------

@@ -11,7 +11,7 @@ import msgspec
 
 from . import content as c
 from .family import Family, Route, Scan, decode_request
-from .openai_common import COMPAT_USAGE_PATHS, fold_compat_usage, match_suffix, stop_list
+from .openai_common import COMPAT_USAGE_NUMBERS, COMPAT_USAGE_PATHS, match_suffix, stop_list
 from .record import CallRecord
 
 __all__ = ["FAMILY", "CompletionRequest"]
@@ -61,6 +61,12 @@ class OpenAICompletions(Family):
         "text": "?choices[*].text",
     }
     folds = {"finish": ("keyed", "idx")}
+    texts = {
+        "response_model": ("model",),
+        "response_id": ("id",),
+        "system_fingerprint": ("fingerprint",),
+    }
+    numbers = COMPAT_USAGE_NUMBERS
     outputs = (("text", "text"),)
     capture_paths = {"c_text": "choices[*].text"}
     capture_folds = {"c_text": ("concat", "idx")}
@@ -82,12 +88,6 @@ class OpenAICompletions(Family):
         rec.stop_sequences = stop_list(req.stop)
         rec.frequency_penalty = req.frequency_penalty
         rec.presence_penalty = req.presence_penalty
-
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_model = s.text("model")
-        rec.response_id = s.text("id")
-        rec.system_fingerprint = s.text("fingerprint")
-        fold_compat_usage(s, rec)
 
     def stream_complete(self, s: Scan) -> bool:
         return s.done_sentinel or any(r is not None for r in self.finish_reasons(s))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .family import Family, Route, Scan
+from .family import Family, Route
 from .openai_common import match_suffix
 from .record import CallRecord
 
@@ -40,10 +40,8 @@ class OpenAIEmbeddings(Family):
         rec.encoding_formats = [req.encoding_format] if req.encoding_format else None
         rec.embedding_dimensions = req.dimensions
 
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_model = s.text("model")
-        rec.response_id = s.text("id")
-        rec.input_tokens = s.num("in")
+    texts = {"response_model": ("model",), "response_id": ("id",)}
+    numbers = {"input_tokens": ("in",)}
 
 
 FAMILY = OpenAIEmbeddings()

@@ -165,14 +165,17 @@ class OpenAIResponses(Family):
         rec.output_type = output_type_of(req.text.format if req.text else None)
         rec.request_service_tier = req.service_tier
 
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_id = s.text("s_id", "id")
-        rec.response_model = s.text("s_model", "model")
-        rec.service_tier = s.text("s_tier", "tier")
-        rec.input_tokens = s.num("s_in", "in")
-        rec.output_tokens = s.num("s_out", "out")
-        rec.cache_read_tokens = s.num("s_cached", "cached")
-        rec.reasoning_tokens = s.num("s_reasoning", "reasoning")
+    texts = {
+        "response_id": ("s_id", "id"),
+        "response_model": ("s_model", "model"),
+        "service_tier": ("s_tier", "tier"),
+    }
+    numbers = {
+        "input_tokens": ("s_in", "in"),
+        "output_tokens": ("s_out", "out"),
+        "cache_read_tokens": ("s_cached", "cached"),
+        "reasoning_tokens": ("s_reasoning", "reasoning"),
+    }
 
     def finish_reasons(self, s: Scan) -> list[str | None]:
         status = s.text("s_status", "status")

@@ -119,6 +119,9 @@ _MAX_KEY = 512
 _routes: dict[str, tuple[Family | None, Route | None, str]] = {}
 _hosts: dict[tuple[str, str], tuple[str, int | None, str | None]] = {}
 _hints: dict[str, str | None] = {}
+# (family, route, provider, operation, host, port) of a request
+_Recognised = tuple[Family, Route, str, str, str, "int | None"]
+_recognised: dict[tuple[str, str, str, str, str | None], _Recognised] = {}
 _NO_ROUTE = Route()
 
 
@@ -202,7 +205,24 @@ def _route(full_path: str) -> tuple[Family | None, Route | None, str]:
 
 def recognise(info: RequestInfo, config: Any = None) -> Exchange:
     """The Exchange for one request; unknown requests get provider ``unknown``."""
-    cfg = ExtConfig.of(config)
+    cfg = config if config.__class__ is ExtConfig else ExtConfig.of(config)
+    hint = info.hint or info.headers.get(cfg.hint_header)
+    # the whole answer depends on these alone: one lookup for a request seen before
+    key = (info.method, info.path, info.authority, info.scheme, hint)
+    hit = _recognised.get(key)
+    if hit is None:
+        hit = _recognise(info, hint)
+        if (
+            len(info.path) <= _MAX_KEY
+            and len(info.authority) <= _MAX_KEY
+            and (hint is None or len(hint) <= _MAX_KEY)
+        ):
+            _remember(_recognised, key, hit)
+    family, route, provider, operation, host, port = hit
+    return Exchange(family, route, provider, operation, cfg, host, port)
+
+
+def _recognise(info: RequestInfo, hint: str | None) -> _Recognised:
     method = info.method
     if method != "POST":
         method = method.upper()
@@ -212,7 +232,6 @@ def recognise(info: RequestInfo, config: Any = None) -> Exchange:
     route: Route | None = None
     provider: str | None = None
     path = ""
-    hint = info.hint or info.headers.get(cfg.hint_header)
     if hint:
         named = _BY_NAME.get(hint.strip().lower())
         if named is not None:
@@ -239,5 +258,5 @@ def recognise(info: RequestInfo, config: Any = None) -> Exchange:
     if family is None or route is None:
         op = unknown.guess_operation(path) if method == "POST" else None
         family = unknown.GUESSING if op else unknown.SILENT
-        return Exchange(family, _NO_ROUTE, provider, op or "unknown", cfg, host, port)
-    return Exchange(family, route, provider, family.operation, cfg, host, port)
+        return family, _NO_ROUTE, provider, op or "unknown", host, port
+    return family, route, provider, family.operation, host, port

@@ -29,6 +29,9 @@ class Spec(NamedTuple):
     errors: tuple[int, ...]  # slots whose value in a 2xx body reports an error
     kind_slots: tuple[int, ...]  # the ``outputs`` slots, in declaration order
     kind_names: tuple[str, ...]  # and their kinds
+    # Family.texts / Family.numbers: (record field, slots to try in order)
+    texts: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    numbers: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 _NO_SLOTS: Mapping[str, int] = {}
@@ -177,6 +180,31 @@ class Scan:
                 if values[i] is not None:
                     return True
         return False
+
+    def assign(self, rec: Any) -> None:
+        """Set the record fields the spec's ``texts`` and ``numbers`` name: the first of
+        their slots holding a non-empty string / a number, else None."""
+        spec = self.spec
+        if spec is None:
+            return
+        values = self._v if self._ix else None
+        for field, slots in spec.texts:
+            found = None
+            if values is not None:
+                for i in slots:
+                    v = values[i]
+                    if isinstance(v, str) and v:
+                        found = v
+                        break
+            setattr(rec, field, found)
+        for field, slots in spec.numbers:
+            number = None
+            if values is not None:
+                for i in slots:
+                    number = as_int(values[i])
+                    if number is not None:
+                        break
+            setattr(rec, field, number)
 
     def first_output(self) -> tuple[str | None, int | None]:
         """(kind, document index) of the first output, or (None, None).

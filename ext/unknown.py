@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .family import Family, Route, Scan
+from .family import Family, Route
 from .record import CallRecord
 
 __all__ = ["GUESSING", "SILENT", "guess_operation"]
@@ -64,11 +64,8 @@ class Guessing(Family):
         rec.request_model = req.model
         rec.stream = req.stream
 
-    def fold(self, s: Scan, rec: CallRecord) -> None:
-        rec.response_model = s.text("model")
-        rec.response_id = s.text("id")
-        rec.input_tokens = s.num("in", "in2")
-        rec.output_tokens = s.num("out", "out2")
+    texts = {"response_model": ("model",), "response_id": ("id",)}
+    numbers = {"input_tokens": ("in", "in2"), "output_tokens": ("out", "out2")}
 
 
 SILENT = Unknown()
